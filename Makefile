@@ -1,0 +1,26 @@
+# The two commands of the README. Both create .venv on first use and reuse it afterwards.
+VENV ?= .venv
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+DEMO_OUT ?= runs/demo
+
+.PHONY: setup demo test test-slow bench lint
+
+setup:
+	@VENV=$(VENV) bash scripts/setup.sh
+
+demo: setup
+	$(VENV)/bin/pcclip data shapes $(DEMO_OUT)/world --images 500 --seed 0
+	$(VENV)/bin/pcclip models
+
+test: setup
+	$(VENV)/bin/python -m pytest -q
+
+test-slow: setup
+	$(VENV)/bin/python -m pytest -q -m slow --runslow
+
+bench: setup
+	$(VENV)/bin/python benchmarks/run.py
+
+lint: setup
+	$(VENV)/bin/ruff check .

@@ -1,0 +1,87 @@
+"""People's output (stderr, Rich) and data output (stdout, JSON) for every command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+# stderr for people; stdout is reserved for data so that `--json` output can be piped.
+err = Console(stderr=True, highlight=False)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=_jsonable) + "\n")
+    sys.stdout.flush()
+
+
+def _jsonable(obj: Any):
+    import os
+
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if hasattr(obj, "item"):  # numpy / torch scalars
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, set):
+        return sorted(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/yellow] {message}")
+
+
+def info(message: str) -> None:
+    err.print(message)
+
+
+class ProgressReporter:
+    """Adapter from the library's plain `progress(done, total, **fields)` callbacks to a Rich bar."""
+
+    def __init__(self, progress, description: str):
+        self._progress = progress
+        self._task = progress.add_task(description, total=None)
+
+    def __call__(self, done: int, total: int | None = None, **fields) -> None:
+        extra = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items())
+        self._progress.update(self._task, completed=done, total=total, extra=extra)
+
+
+@contextmanager
+def progress_bar(description: str, enabled: bool = True):
+    """A Rich progress bar on stderr with rate and ETA; yields a callback for the library."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    if not enabled:
+        yield lambda *a, **k: None
+        return
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[extra]}"),
+    ]
+    with Progress(*columns, console=err, transient=False) as progress:
+        reporter = ProgressReporter(progress, description)
+        progress.update(reporter._task, extra="")
+        yield reporter

@@ -1,0 +1,62 @@
+"""The CLI's global behaviour: listing, fast start, JSON on stdout, one-line errors, usage errors."""
+
+import subprocess
+import sys
+
+from conftest import assert_clean_error
+
+
+def test_help_lists_built_commands(cli):
+    result = cli("--help")
+    assert result.code == 0
+    for name in ("models", "data"):
+        assert name in result.stdout
+
+
+def test_help_imports_nothing_heavy():
+    code = ("import sys; from pcclip_cli.cli.main import app; "
+            "heavy = [m for m in ('torch', 'open_clip', 'numpy', 'faiss', 'transformers', 'llama_cpp', 'PIL') "
+            "if m in sys.modules]; print(','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "", f"importing the CLI pulled in: {out}"
+
+
+def test_version(cli):
+    from pcclip_cli import __version__
+
+    result = cli("--version")
+    assert result.code == 0 and result.stdout.strip() == __version__
+
+
+def test_usage_error_exits_2(cli):
+    result = cli("data", "shapes", "--images", "notanumber", "/tmp/x")
+    assert result.code == 2
+
+
+def test_unknown_device_is_usage_error(cli):
+    assert cli("--device", "tpu", "models").code == 2
+
+
+def test_user_error_is_one_line_exit_1_in_a_real_process(run_pcclip, tmp_path):
+    result = run_pcclip("data", "shapes", tmp_path / "w", "--images", "1")
+    assert_clean_error(result, "--images")
+    assert not (tmp_path / "w").exists()
+
+
+def test_cuda_requested_without_gpu_is_a_clean_error(run_pcclip):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    result = run_pcclip("--device", "cuda", "models", "--json", env={"PCCLIP_DEVICE": ""})
+    # `models` does not load a model, so it must succeed; loading one must fail cleanly.
+    assert result.code == 0
+    from pcclip_cli.errors import PcclipError
+    from pcclip_cli.models import resolve_device
+
+    try:
+        resolve_device("cuda")
+    except PcclipError as exc:
+        assert "no CUDA device" in str(exc)
+    else:
+        raise AssertionError("cuda without a GPU must raise")

@@ -1,0 +1,101 @@
+"""The shapes world: valid, deterministic, varied, with manifests and task files, written atomically."""
+
+import json
+import random
+from collections import Counter
+
+import pytest
+from PIL import Image
+
+from pcclip_cli.config import load_toml
+from pcclip_cli.errors import PcclipError
+from pcclip_cli.shapes import COLOURS, SHAPES, WorldConfig, build_world, describe_difference, load_world
+
+
+def test_world_is_complete_and_valid(world):
+    root, records = load_world(world)
+    assert len(records) == 60
+    for rec in records:
+        img = Image.open(root / rec["image"])
+        assert img.size == (64, 64) and img.mode == "RGB"
+        attrs = rec["attributes"]
+        assert attrs["count"] in (1, 2) and len(attrs["objects"]) == attrs["count"]
+        for obj in attrs["objects"]:
+            assert obj["colour"] in COLOURS and obj["shape"] in SHAPES
+            assert obj["colour"] in rec["caption"] and obj["shape"] in rec["caption"]
+        assert rec["split"] in ("train", "test")
+    splits = Counter(r["split"] for r in records)
+    assert splits["train"] > splits["test"] > 0
+
+
+def test_captions_vary_their_phrasing(world):
+    _, records = load_world(world)
+    skeletons = set()
+    for rec in records:
+        if rec["attributes"]["count"] == 1:
+            o = rec["attributes"]["objects"][0]
+            skeletons.add(rec["caption"].replace(o["colour"], "C").replace(o["shape"], "S"))
+    assert len(skeletons) >= 8
+
+
+def test_same_seed_same_world_different_seed_different(tmp_path):
+    a = build_world(tmp_path / "a", WorldConfig(images=12, seed=3))
+    b = build_world(tmp_path / "b", WorldConfig(images=12, seed=3))
+    c = build_world(tmp_path / "c", WorldConfig(images=12, seed=4))
+    assert a["images"] == b["images"] == 12
+    assert (tmp_path / "a/captions.jsonl").read_text() == (tmp_path / "b/captions.jsonl").read_text()
+    assert (tmp_path / "a/images/img_000005.png").read_bytes() == (tmp_path / "b/images/img_000005.png").read_bytes()
+    assert (tmp_path / "a/captions.jsonl").read_text() != (tmp_path / "c/captions.jsonl").read_text()
+    assert c["reused"] is False
+
+
+def test_class_manifests_cover_single_object_images(world):
+    _, records = load_world(world)
+    singles = [r for r in records if r["attributes"]["count"] == 1]
+    lines = [json.loads(x) for x in (world / "classes/shape.jsonl").read_text().splitlines()]
+    assert len(lines) == len(singles)
+    assert all((world / "classes" / ln["image"]).exists() for ln in lines)
+    assert {ln["label"] for ln in lines} <= set(SHAPES)
+
+
+def test_task_files_parse_and_use_unseen_phrasing(world):
+    _, records = load_world(world)
+    captions = " ".join(r["caption"] for r in records)
+    for name in ("size.toml", "colour.toml", "attributes.toml"):
+        task = load_toml(world / "tasks" / name)
+        assert task["kind"] in ("groups", "attributes")
+        assert (world / "tasks" / task["manifest"]).resolve() == (world / "captions.jsonl").resolve()
+        sentence = task.get("template") or task["pairs"][0]["text"]
+        assert sentence.split(",")[0] not in captions
+
+
+def test_rebuild_reuses_and_foreign_directory_is_refused(tmp_path):
+    build_world(tmp_path / "w", WorldConfig(images=5, seed=0))
+    again = build_world(tmp_path / "w", WorldConfig(images=5, seed=0))
+    assert again["reused"] is True
+    with pytest.raises(PcclipError, match="different shapes world"):
+        build_world(tmp_path / "w", WorldConfig(images=6, seed=0))
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other/notes.txt").write_text("mine")
+    with pytest.raises(PcclipError, match="not a shapes world"):
+        build_world(tmp_path / "other", WorldConfig(images=5))
+    assert (tmp_path / "other/notes.txt").read_text() == "mine"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_difference_texts_name_what_differs():
+    rng = random.Random(0)
+    a = {"count": 1, "objects": [{"colour": "red", "size": "large", "shape": "circle"}]}
+    b = {"count": 1, "objects": [{"colour": "blue", "size": "small", "shape": "circle"}]}
+    text = describe_difference(a, b, rng)
+    assert "red" in text and "blue" in text and ("bigger" in text or "smaller" in text)
+    assert text.index("red") < text.index("blue")
+    assert "circle" not in text
+
+
+def test_cli_data_shapes_json(cli, tmp_path):
+    result = cli("data", "shapes", tmp_path / "w", "--images", "8", "--seed", "1", "--json")
+    assert result.code == 0, result.stderr
+    summary = result.json()
+    assert summary["images"] == 8 and summary["path"] == str(tmp_path / "w")
+    assert len((tmp_path / "w/captions.jsonl").read_text().splitlines()) == 8
