@@ -1,0 +1,31 @@
+"""`pcclip report`: turn ablation result JSONs into a markdown table and a figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .console import JsonOption, emit_json, err
+
+
+def command(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories (searched for result*.json) or result files.")],
+    out: Annotated[Path | None, typer.Option(help="Write the markdown table here.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write a PNG figure here (metrics per arm, error bars).")] = None,
+    metric: Annotated[list[str] | None, typer.Option(help="Only these metrics (repeatable).")] = None,
+    json_out: JsonOption = False,
+):
+    """Gather ablation results: one row per arm (seeds merged), columns for varied settings and metrics."""
+    from ..reporting import build_report
+
+    report = build_report(runs, out=out, plot=plot, metrics=metric)
+    if json_out:
+        emit_json(report)
+        return
+    from rich.markdown import Markdown
+
+    err.print(Markdown(report["markdown"]))
+    err.print(f"{report['runs']} runs in {len(report['arms'])} arms"
+              + (f"; table: {out}" if out else "") + (f"; plot: {plot}" if plot else ""))
