@@ -1,0 +1,111 @@
+"""Embedding-space metrics the ablation plans ask for: top-k accuracy, linear probe, alignment/uniformity, CLIPScore.
+
+Definitions (all embeddings L2-normalised first):
+  top-k accuracy   fraction of rows whose true class is among the k highest logits.
+  alignment        mean over matched pairs of ||x_i - y_i||^2           (Wang & Isola 2020; lower = better aligned)
+  uniformity       log mean over pairs i<j of exp(-2 ||x_i - x_j||^2)  (lower = more uniform on the sphere)
+  CLIPScore        mean of 2.5 * max(cos(image_i, caption_i), 0)        (Hessel et al. 2021)
+  linear probe     multinomial logistic regression on frozen image embeddings (scikit-learn, lbfgs); the
+                   inverse regularisation C is chosen on a validation split, then the probe is refit on
+                   train and scored once on test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CLIPSCORE_WEIGHT = 2.5
+PROBE_CS = (0.01, 0.1, 1.0, 10.0, 100.0)
+
+
+def _normalise(x):
+    import numpy as np
+
+    x = np.asarray(x, dtype=np.float64)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def topk_accuracy(logits, labels, ks=(1, 3, 5)) -> dict[str, float]:
+    """{"top1": ..., "top3": ..., "top5": ...}; k larger than the number of classes counts every row correct."""
+    import numpy as np
+
+    logits = np.asarray(logits)
+    labels = np.asarray(labels)
+    order = np.argsort(-logits, axis=1, kind="stable")
+    out = {}
+    for k in ks:
+        hits = (order[:, :k] == labels[:, None]).any(axis=1)
+        out[f"top{k}"] = float(hits.mean()) if len(labels) else float("nan")
+    return out
+
+
+def alignment(x, y) -> float:
+    """Mean squared distance between matched normalised pairs (x_i, y_i)."""
+    import numpy as np
+
+    x, y = _normalise(x), _normalise(y)
+    return float(np.mean(np.sum((x - y) ** 2, axis=1)))
+
+
+def uniformity(x, t: float = 2.0, max_points: int = 4096, seed: int = 0) -> float:
+    """log of the mean of exp(-t ||x_i - x_j||^2) over pairs i<j (a fixed random subset above max_points)."""
+    import numpy as np
+
+    x = _normalise(x)
+    if len(x) > max_points:
+        x = x[np.random.default_rng(seed).choice(len(x), max_points, replace=False)]
+    if len(x) < 2:
+        return float("nan")
+    # For unit vectors ||a-b||^2 = 2 - 2 a.b, which avoids materialising the pair differences.
+    sq = np.clip(2.0 - 2.0 * (x @ x.T), 0.0, None)
+    iu = np.triu_indices(len(x), k=1)
+    vals = -t * sq[iu]
+    peak = vals.max()
+    return float(peak + np.log(np.mean(np.exp(vals - peak))))
+
+
+def clip_score(images, captions, weight: float = CLIPSCORE_WEIGHT) -> float:
+    """Mean of weight * max(cos(image_i, caption_i), 0) over matched image-caption pairs."""
+    import numpy as np
+
+    a, b = _normalise(images), _normalise(captions)
+    return float(np.mean(weight * np.clip(np.sum(a * b, axis=1), 0.0, None)))
+
+
+@dataclass
+class ProbeResult:
+    top1: float
+    C: float
+    val_top1: float
+    train_size: int
+    val_size: int
+    test_size: int
+    classes: int
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def linear_probe(train_x, train_y, val_x, val_y, test_x, test_y, *, Cs=PROBE_CS, seed: int = 0,
+                 max_iter: int = 1000) -> ProbeResult:
+    """Logistic-regression probe: pick C on validation, refit on train, report test top-1."""
+    import numpy as np
+
+    try:
+        from sklearn.linear_model import LogisticRegression
+    except ImportError:  # pragma: no cover - sklearn is part of the eval extra
+        from .errors import PcclipError
+
+        raise PcclipError("the linear probe needs scikit-learn: pip install 'pcclip[eval]'") from None
+
+    train_x, val_x, test_x = _normalise(train_x), _normalise(val_x), _normalise(test_x)
+
+    def fit(C):
+        return LogisticRegression(C=C, max_iter=max_iter, random_state=seed).fit(train_x, train_y)
+
+    scored = [(float(np.mean(fit(C).predict(val_x) == np.asarray(val_y))), -C, C) for C in Cs]
+    best_val, _, best_c = max(scored)  # ties go to the stronger regularisation
+    model = fit(best_c)
+    top1 = float(np.mean(model.predict(test_x) == np.asarray(test_y)))
+    return ProbeResult(top1, best_c, best_val, len(train_x), len(val_x), len(test_x), len(set(train_y)))
