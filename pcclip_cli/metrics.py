@@ -5,9 +5,9 @@ Definitions (all embeddings L2-normalised first):
   alignment        mean over matched pairs of ||x_i - y_i||^2           (Wang & Isola 2020; lower = better aligned)
   uniformity       log mean over pairs i<j of exp(-2 ||x_i - x_j||^2)  (lower = more uniform on the sphere)
   CLIPScore        mean of 2.5 * max(cos(image_i, caption_i), 0)        (Hessel et al. 2021)
-  linear probe     multinomial logistic regression on frozen image embeddings (scikit-learn, lbfgs); the
-                   inverse regularisation C is chosen on a validation split, then the probe is refit on
-                   train and scored once on test.
+  linear probe     multinomial logistic regression on frozen image embeddings (a full-batch torch L-BFGS
+                   loop; see _fit_softmax for why not scikit-learn); the inverse regularisation C is chosen
+                   on a validation split, then the probe is refit on train and scored once on test.
 """
 
 from __future__ import annotations
@@ -87,25 +87,53 @@ class ProbeResult:
         return dict(self.__dict__)
 
 
+def _fit_softmax(x, y, classes: int, C: float, max_iter: int):
+    """Multinomial logistic regression, full batch L-BFGS: sum of cross-entropies + ||W||^2 / (2C).
+
+    The same objective scikit-learn's lbfgs solver minimises; benchmarks/bench_probe.py measured this loop
+    about 6x faster on shapes-sized data with identical accuracy, so the probe uses it.
+    """
+    import torch
+
+    xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
+    w = torch.zeros(xt.shape[1], classes, requires_grad=True)
+    b = torch.zeros(classes, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(xt @ w + b, yt, reduction="sum") + (w * w).sum() / (2 * C)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    w, b = w.detach(), b.detach()
+    return lambda z: (torch.as_tensor(z, dtype=torch.float32) @ w + b).argmax(1).numpy()
+
+
 def linear_probe(train_x, train_y, val_x, val_y, test_x, test_y, *, Cs=PROBE_CS, seed: int = 0,
-                 max_iter: int = 1000) -> ProbeResult:
-    """Logistic-regression probe: pick C on validation, refit on train, report test top-1."""
+                 max_iter: int = 200) -> ProbeResult:
+    """Logistic-regression probe: pick C on validation, refit on train, report test top-1.
+
+    Labels may be any hashable values; classes unseen in training count as errors.
+    """
     import numpy as np
+    import torch
 
-    try:
-        from sklearn.linear_model import LogisticRegression
-    except ImportError:  # pragma: no cover - sklearn is part of the eval extra
-        from .errors import PcclipError
+    torch.manual_seed(seed)  # L-BFGS from zeros is deterministic; the seed guards future stochastic variants
+    names = sorted(set(train_y), key=str)
+    index = {c: i for i, c in enumerate(names)}
 
-        raise PcclipError("the linear probe needs scikit-learn: pip install 'pcclip[eval]'") from None
+    def encode(labels):
+        return np.array([index.get(c, -1) for c in labels])
 
+    ty, vy, sy = encode(train_y), encode(val_y), encode(test_y)
     train_x, val_x, test_x = _normalise(train_x), _normalise(val_x), _normalise(test_x)
-
-    def fit(C):
-        return LogisticRegression(C=C, max_iter=max_iter, random_state=seed).fit(train_x, train_y)
-
-    scored = [(float(np.mean(fit(C).predict(val_x) == np.asarray(val_y))), -C, C) for C in Cs]
+    scored = []
+    for C in Cs:
+        predict = _fit_softmax(train_x, ty, len(names), C, max_iter)
+        scored.append((float(np.mean(predict(val_x) == vy)), -C, C))
     best_val, _, best_c = max(scored)  # ties go to the stronger regularisation
-    model = fit(best_c)
-    top1 = float(np.mean(model.predict(test_x) == np.asarray(test_y)))
-    return ProbeResult(top1, best_c, best_val, len(train_x), len(val_x), len(test_x), len(set(train_y)))
+    predict = _fit_softmax(train_x, ty, len(names), best_c, max_iter)
+    top1 = float(np.mean(predict(test_x) == sy))
+    return ProbeResult(top1, best_c, best_val, len(train_x), len(val_x), len(test_x), len(names))
