@@ -1,0 +1,72 @@
+"""`pcclip retrieve`: the images of an index that best match an attribute, a text or an image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import PcclipError
+from .console import JsonOption, emit_json, err
+
+
+def command(
+    index: Annotated[Path, typer.Option("--index", help="Index directory written by `pcclip index`.")],
+    attribute: Annotated[str | None, typer.Option(help="Rank by an attribute word ('bluer', 'large') or a "
+                                                       "comparative sentence, as `rank` does.")] = None,
+    text: Annotated[str | None, typer.Option(help="Plain text-to-image retrieval.")] = None,
+    image: Annotated[Path | None, typer.Option(help="Image-to-image retrieval.")] = None,
+    than: Annotated[Path | None, typer.Option(help="With --attribute: only images with more of it than this one.")]
+    = None,
+    k: Annotated[int, typer.Option("--k", "-k", help="Number of results.")] = 10,
+    model: Annotated[str | None, typer.Option(help="Text encoder to query with [default: the index's model]; "
+                                                   "must share the index's image tower.")] = None,
+    json_out: JsonOption = False,
+):
+    """Search an index: top-k images with rank, score, path and metadata."""
+    from ..retrieval import Query, QueryKind, retrieve
+
+    given = [(kind, v) for kind, v in ((QueryKind.attribute, attribute), (QueryKind.text, text),
+                                        (QueryKind.image, image)) if v is not None]
+    if len(given) != 1:
+        raise PcclipError("give exactly one query: --attribute WORD, --text TEXT or --image PATH")
+    kind, value = given[0]
+    query = Query(kind, str(value), than=str(than) if than is not None else None)
+    result = retrieve(index, query, k=k, model=model)
+    if json_out:
+        emit_json(result)
+        return
+    from rich.table import Table
+
+    q = result["query"]
+    title = f"{q['kind']} {q['value']!r}"
+    if q.get("sentence") and q["sentence"] != q["value"]:
+        title += f" -> {q['sentence']!r}"
+    if q.get("than"):
+        title += f", more than {q['than']}"
+    table = Table(title=f"{title} ({result['count']} images, {result['index_type']})", title_justify="left")
+    table.add_column("rank", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("path", overflow="fold")  # a folded path can still be copied; an elided one cannot
+    table.add_column("metadata")
+    for hit in result["results"]:
+        meta = _short_meta(hit["meta"])
+        table.add_row(str(hit["rank"]), f"{hit['score']:.4f}", _short_path(hit["path"]), meta)
+    err.print(table)
+    if not result["results"]:
+        err.print("no images matched" + (" (none has more of it than the reference)" if q.get("than") else ""))
+
+
+def _short_path(path: str) -> str:
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
+def _short_meta(meta: dict) -> str:
+    if meta.get("caption"):
+        return str(meta["caption"])
+    attrs = meta.get("attributes") if isinstance(meta.get("attributes"), dict) else meta
+    return ", ".join(f"{k}={v}" for k, v in attrs.items() if not isinstance(v, list | dict) and k != "id")
