@@ -290,3 +290,24 @@ def test_index_command_prints_a_summary_for_people(cli, world, tmp_path):
     result = cli("index", half_manifest(world, tmp_path, 5), "--out", tmp_path / "idx", "--model", "pcclip-micro")
     assert result.code == 0 and result.stdout == ""
     assert "wrote" in result.stderr and "5 images, flat index" in result.stderr
+
+
+def test_ivf_params_scale_with_size_and_full_probe_is_exact():
+    from pcclip_cli.retrieval import FLAT_MAX, IndexType, auto_index_type, index_params, make_faiss_index
+
+    assert auto_index_type(FLAT_MAX) == IndexType.flat and auto_index_type(FLAT_MAX + 1) == IndexType.ivf
+    big = index_params(IndexType.ivf, 1_000_000)
+    assert big["nlist"] == 1000 and big["nprobe"] == 63 and big["train_sample"] == 64_000
+    rng = np.random.default_rng(0)
+    vecs = rng.standard_normal((5000, 16)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    params = index_params(IndexType.ivf, len(vecs))
+    assert params["train_sample"] < len(vecs)  # k-means on a sample
+    index, backend = make_faiss_index(IndexType.ivf, 16, params, vecs)
+    assert index.ntotal == 5000 and index.is_trained
+    import faiss
+
+    faiss.extract_index_ivf(index).nprobe = params["nlist"]  # probing every list is an exact search
+    _, ids = index.search(vecs[:20], 10)
+    exact = np.argsort(-(vecs[:20] @ vecs.T), axis=1)[:, :10]
+    assert np.array_equal(np.sort(ids, axis=1), np.sort(exact, axis=1))

@@ -1,0 +1,117 @@
+"""Precision@k of `pcclip retrieve --attribute` on the shapes world, for colour and size attributes.
+
+    .venv/bin/python benchmarks/retrieval_precision.py --model shapes-clip --model path/to/pc-clip-text-ckpt
+    .venv/bin/python benchmarks/retrieval_precision.py --world W --model pcclip-tiny --json
+
+An image counts as having an attribute when every object in it has that value (a blue image, a large one), so
+two-object images count only when both objects agree. Models that share an image tower (a base model and its
+text-scope finetunes) are queried against one index, built once; the others get an index each. The `base rate`
+column is the precision a random ranking would get.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+COLOURS = ["red", "orange", "yellow", "green", "blue", "purple"]
+SIZES = ["large", "small"]
+
+
+def has_attribute(meta: dict, word: str) -> bool:
+    objects = (meta.get("attributes") or {}).get("objects") or []
+    field = "size" if word in SIZES else "colour"
+    return bool(objects) and all(o.get(field) == word for o in objects)
+
+
+def attribute_precision(index, clip, words: list[str], k: int = 10) -> dict[str, float]:
+    """Precision@k of the attribute query for each word, one batched search over an already loaded index."""
+    from pcclip_cli.attributes import expand_attribute
+    from pcclip_cli.retrieval import search
+
+    queries = clip.encode_texts([expand_attribute(w).text for w in words])
+    return {w: sum(has_attribute(h.meta, w) for h in hits) / k
+            for w, hits in zip(words, search(index, queries, k), strict=True)}
+
+
+def base_rates(index, words: list[str]) -> dict[str, float]:
+    metas = [m for _, _, m in index.items(list(range(index.count))).values()]
+    return {w: sum(has_attribute(m, w) for m in metas) / len(metas) for w in words}
+
+
+def measure(world: Path, models: list[str], k: int = 10, split: str | None = None, workdir: Path | None = None,
+            device: str | None = None) -> dict:
+    from pcclip_cli.models import load_clip
+    from pcclip_cli.retrieval import build_index, load_index, model_for_index
+
+    manifest = world / "captions.jsonl"
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="pcclip-precision-"))
+    if split:
+        rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+        manifest = workdir / f"captions-{split}.jsonl"
+        manifest.write_text("".join(json.dumps({**r, "image": str(world / r["image"])}) + "\n"
+                                    for r in rows if r.get("split") == split))
+    words = COLOURS + SIZES
+    indexes: dict[str, object] = {}  # image fingerprint -> loaded index
+    out = {"world": str(world), "split": split or "all", "k": k, "models": {}}
+    for spec in models:
+        clip = load_clip(spec, device)
+        if clip.image_fingerprint not in indexes:
+            target = workdir / f"index-{len(indexes)}"
+            build_index([manifest], target, model=spec, device=device)
+            indexes[clip.image_fingerprint] = load_index(target)
+        index = indexes[clip.image_fingerprint]
+        clip = model_for_index(index, spec, device)
+        prec = attribute_precision(index, clip, words, k)
+        out["models"][spec] = {
+            "scope": clip.scope, "index_model": index.model["spec"], "images": index.count,
+            "precision": prec,
+            "colour_mean": sum(prec[w] for w in COLOURS) / len(COLOURS),
+            "size_mean": sum(prec[w] for w in SIZES) / len(SIZES),
+        }
+        out.setdefault("base_rate", base_rates(index, words))
+    return out
+
+
+def print_table(result: dict) -> None:
+    words = COLOURS + SIZES
+    k = result["k"]
+    print(f"precision@{k} of retrieve --attribute, {result['world']} ({result['split']} images)")
+    print("| model | " + " | ".join(words) + " | colour mean | size mean |")
+    print("|---|" + "---:|" * (len(words) + 2))
+    rates = result["base_rate"]
+    print("| base rate | " + " | ".join(f"{rates[w]:.2f}" for w in words)
+          + f" | {sum(rates[w] for w in COLOURS) / len(COLOURS):.2f} | {sum(rates[w] for w in SIZES) / 2:.2f} |")
+    for spec, r in result["models"].items():
+        name = spec if len(spec) < 40 else "..." + spec[-37:]
+        print(f"| {name} | " + " | ".join(f"{r['precision'][w]:.1f}" for w in words)
+              + f" | {r['colour_mean']:.2f} | {r['size_mean']:.2f} |")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--world", type=Path, default=None,
+                    help="a shapes world (default: the 500-image default world, built if missing)")
+    ap.add_argument("--model", action="append", default=None, help="model SPEC; repeat to compare")
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--split", default=None, help="only images of this split (train/test)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    from pcclip_cli.shapes import WorldConfig, build_world, default_world_dir
+
+    world = args.world
+    if world is None:
+        world = default_world_dir()
+        build_world(world, WorldConfig())
+    result = measure(world, args.model or ["shapes-clip"], k=args.k, split=args.split)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_table(result)
+
+
+if __name__ == "__main__":
+    main()
