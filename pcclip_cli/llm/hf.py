@@ -1,0 +1,142 @@
+"""The `transformers` backend ("LLaMA"): hub ids, local model directories or GGUF files, batched with left padding.
+
+On a GPU the model loads in bfloat16 with `device_map="auto"` (so 13B fits across devices); on CPU in float32.
+A `.gguf` target is read through transformers' GGUF support (dequantised), which needs `gguf` and `accelerate`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import DataError, PcclipError
+from .base import LLM, Completion, Params, Request, cut_at_stop, item_seed
+
+_CACHE: dict[tuple, tuple] = {}
+_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class TransformersOptions:
+    device: str | None = None  # cpu | cuda | auto; default: PCCLIP_DEVICE
+    dtype: str | None = None  # bfloat16 | float16 | float32; default: bfloat16 on GPU, float32 on CPU
+    chat: bool = False  # wrap the prompt in the model's chat template (the paper completes the raw prompt)
+
+    def __post_init__(self):
+        if self.device not in (None, "cpu", "cuda", "auto"):
+            raise PcclipError(f"device must be cpu, cuda or auto, got {self.device!r}")
+        if self.dtype not in (None, "bfloat16", "float16", "float32"):
+            raise PcclipError(f"dtype must be bfloat16, float16 or float32, got {self.dtype!r}")
+
+
+def _resolve_device(choice: str | None) -> str:
+    import torch
+
+    choice = choice or os.environ.get("PCCLIP_DEVICE", "auto")
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise PcclipError("--device cuda was asked for but no CUDA device is available; use --device cpu")
+    return choice
+
+
+def _source(target: str) -> tuple[str, dict]:
+    """(from_pretrained location, extra kwargs) for a hub id, a local directory or a .gguf file."""
+    path = Path(target).expanduser()
+    if target.endswith(".gguf"):
+        from .llamacpp import check_gguf
+
+        path = check_gguf(path)
+        return str(path.parent), {"gguf_file": path.name}
+    if path.exists():
+        if not path.is_dir() or not (path / "config.json").exists():
+            raise DataError(f"{path} is not a transformers model directory (no config.json)")
+        return str(path.resolve()), {}
+    if target.count("/") != 1 or target.startswith(("/", ".", "~")):
+        raise DataError(f"transformers model not found: {target!r} is neither a local directory nor a hub id "
+                        "(org/name)")
+    return target, {}
+
+
+def _load(target: str, device: str, dtype_name: str | None):
+    key = (target, device, dtype_name)
+    with _LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        # Its tqdm bars would interleave with pcclip's own progress bar on stderr.
+        hf_logging.disable_progress_bar()
+        where, extra = _source(target)
+        dtype = getattr(torch, dtype_name) if dtype_name else (torch.bfloat16 if device == "cuda" else torch.float32)
+        kwargs = {"dtype": dtype, **extra}
+        if device == "cuda":
+            kwargs["device_map"] = "auto"
+        try:
+            tok = AutoTokenizer.from_pretrained(where, **extra)
+            model = AutoModelForCausalLM.from_pretrained(where, **kwargs)
+        except OSError as exc:
+            offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+            hint = " (HF_HUB_OFFLINE=1: only cached models can load)" if offline else ""
+            raise DataError(f"transformers could not load {target!r}{hint}: {str(exc).splitlines()[0]}") from None
+        if device != "cuda":
+            model.to(device)
+        model.eval()
+        tok.padding_side = "left"  # decoder-only batching: every prompt must end where generation starts
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        _CACHE[key] = (tok, model)
+        return tok, model
+
+
+class TransformersLLM(LLM):
+    backend = "transformers"
+
+    def __init__(self, name: str, target: str, **opts):
+        super().__init__(name, target)
+        from ..config import from_dict
+
+        self.options = from_dict(TransformersOptions, opts, source="transformers backend options")
+        self.device = _resolve_device(self.options.device)
+        self.tokenizer, self.model = _load(target, self.device, self.options.dtype)
+
+    def _prompt(self, text: str) -> str:
+        if not self.options.chat:
+            return text
+        return self.tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                                  add_generation_prompt=True)
+
+    def complete(self, requests: list[Request], params: Params) -> list[Completion]:
+        import torch
+
+        tok, model = self.tokenizer, self.model
+        batch = tok([self._prompt(r.prompt) for r in requests], return_tensors="pt", padding=True)
+        batch = {k: v.to(model.device) for k, v in batch.items()}
+        gen = {"max_new_tokens": params.max_tokens, "pad_token_id": tok.pad_token_id,
+               "stop_strings": list(params.stop), "tokenizer": tok}
+        if params.temperature > 0:
+            # One seed per batch, derived from its first key: reruns of the same batch sample the same texts.
+            torch.manual_seed(item_seed(params.seed, requests[0].key))
+            gen.update(do_sample=True, temperature=params.temperature)
+        else:
+            gen.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        with torch.inference_mode():
+            out = model.generate(**batch, **gen)
+        new = out[:, batch["input_ids"].shape[1]:]
+        results = []
+        stop_ids = {tok.eos_token_id, tok.pad_token_id}
+        for row in new.tolist():
+            n = 0
+            for t in row:
+                if t in stop_ids:
+                    break
+                n += 1
+            text, cut = cut_at_stop(tok.decode(row[:n], skip_special_tokens=True), params.stop)
+            if cut:
+                n = len(tok(text, add_special_tokens=False)["input_ids"])
+            results.append(Completion(text, n, "stop" if cut or n < len(row) else "length"))
+        return results

@@ -1,0 +1,83 @@
+"""The `llamacpp` backend: GGUF models through llama-cpp-python, as plain completions of the few-shot prompt."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import DataError, PcclipError
+from .base import LLM, Completion, Params, Request, cut_at_stop, item_seed
+
+GGUF_MAGIC = b"GGUF"
+_CACHE: dict[tuple, object] = {}
+_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class LlamaCppOptions:
+    n_ctx: int = 2048  # the COCO prompt is about 330 tokens; room for long captions and 80 new tokens
+    n_threads: int | None = None  # default: all cores
+    repeat_penalty: float = 1.0  # llama.cpp's completion default; the server's default is 1.1
+
+    def __post_init__(self):
+        if not 128 <= self.n_ctx <= 131072:
+            raise PcclipError(f"n_ctx must be between 128 and 131072, got {self.n_ctx}")
+        if self.n_threads is not None and self.n_threads < 1:
+            raise PcclipError(f"n_threads must be at least 1, got {self.n_threads}")
+
+
+def check_gguf(path: str | Path) -> Path:
+    """A readable GGUF file, or a DataError saying what is wrong with it."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError(f"GGUF model not found: {path}")
+    if path.is_dir():
+        raise DataError(f"{path} is a directory; give the .gguf file inside it")
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic != GGUF_MAGIC:
+        raise DataError(f"{path} is not a GGUF file (it does not start with 'GGUF'); convert it with llama.cpp's "
+                        "convert_hf_to_gguf.py or pass a transformers model directory with --llm transformers:DIR")
+    return path.resolve()
+
+
+def _load(path: Path, opts: LlamaCppOptions):
+    key = (str(path), opts.n_ctx, opts.n_threads)
+    with _LOCK:
+        if key not in _CACHE:
+            from llama_cpp import Llama
+
+            try:
+                _CACHE[key] = Llama(model_path=str(path), n_ctx=opts.n_ctx,
+                                    n_threads=opts.n_threads or os.cpu_count() or 1, verbose=False)
+            except (ValueError, RuntimeError) as exc:
+                raise DataError(f"llama.cpp could not load {path} ({exc}); is it a complete GGUF model?") from None
+        return _CACHE[key]
+
+
+class LlamaCppLLM(LLM):
+    backend = "llamacpp"
+
+    def __init__(self, name: str, target: str, **opts):
+        super().__init__(name, target)
+        from ..config import from_dict
+
+        self.options = from_dict(LlamaCppOptions, opts, source="llamacpp backend options")
+        self.path = check_gguf(target)
+        self.model = _load(self.path, self.options)
+
+    def complete(self, requests: list[Request], params: Params) -> list[Completion]:
+        out = []
+        for req in requests:
+            # llama-cpp-python reuses the KV cache of the longest common prefix with the previous prompt, so the
+            # shared few-shot demonstrations are read once, not once per item.
+            res = self.model.create_completion(
+                req.prompt, max_tokens=params.max_tokens, temperature=params.temperature, stop=list(params.stop),
+                seed=item_seed(params.seed, req.key), repeat_penalty=self.options.repeat_penalty)
+            choice = res["choices"][0]
+            text, cut = cut_at_stop(choice["text"], params.stop)
+            finish = "stop" if cut or choice.get("finish_reason") == "stop" else "length"
+            out.append(Completion(text, int(res["usage"]["completion_tokens"]), finish))
+        return out
