@@ -499,6 +499,8 @@ def build_index(images: list[str | Path], out: str | Path, *, model: str | None 
         finally:
             db.close()
         t1 = time.perf_counter()
+        if progress:
+            progress(len(fresh), len(fresh), stage="faiss")
         if old is not None:
             index_spec = dict(old.manifest["index"])
             faiss_index = old.index
