@@ -195,7 +195,7 @@ def read_manifest(index_dir: str | Path) -> dict:
           and isinstance(manifest.get("dim"), int) and isinstance(manifest.get("count"), int))
     if not ok:
         raise IndexFileError(f"{path} is not a pcclip index manifest (format/model/index/dim/count missing); "
-                          "rebuild the index with `pcclip index`")
+                             "rebuild the index with `pcclip index`")
     if manifest.get("format_version", 0) > INDEX_FORMAT_VERSION:
         raise IndexFileError(f"{root} was written by a newer pcclip (format {manifest['format_version']}); upgrade pcclip")
     return manifest
@@ -217,7 +217,7 @@ def load_index(index_dir: str | Path, *, use_gpu: bool | None = None) -> LoadedI
         raise IndexFileError(f"{root / VECTORS_FILE} is corrupt ({first}); rebuild the index with `pcclip index`") from None
     if index.ntotal != manifest["count"] or index.d != manifest["dim"]:
         raise IndexFileError(f"{root} is inconsistent: {VECTORS_FILE} holds {index.ntotal} x {index.d} but the manifest "
-                          f"says {manifest['count']} x {manifest['dim']}; rebuild the index")
+                             f"says {manifest['count']} x {manifest['dim']}; rebuild the index")
     _apply_search_params(index, manifest["index"])
     backend = choose_backend(use_gpu)
     loaded = LoadedIndex(root, manifest, index, "cpu")
@@ -231,7 +231,7 @@ def load_index(index_dir: str | Path, *, use_gpu: bool | None = None) -> LoadedI
         raise IndexFileError(f"{root / ITEMS_FILE} is corrupt ({exc}); rebuild the index with `pcclip index`") from None
     if rows != manifest["count"]:
         raise IndexFileError(f"{root} is inconsistent: {ITEMS_FILE} has {rows} rows but the index {manifest['count']} "
-                          "vectors; rebuild the index")
+                             "vectors; rebuild the index")
     return loaded
 
 
@@ -464,8 +464,9 @@ def build_index(images: list[str | Path], out: str | Path, *, model: str | None 
     t0 = time.perf_counter()
     clip = load_clip(model or (old.model["spec"] if old else SHAPES_MODEL), device)
     if old is not None and clip.image_fingerprint != old.model["image_fingerprint"]:
-        raise IndexFileError(f"--model {model} has a different image tower than the one {out} was built with "
-                          f"({old.model['spec']}); adding would mix embedding spaces; rebuild without --add")
+        what = f"--model {model} has" if model else f"the model {old.model['spec']} has changed since {out} was built:"
+        raise IndexFileError(f"{what} a different image tower than the one {out} was built with "
+                             f"({old.model['spec']}); adding would mix embedding spaces; rebuild without --add")
     existing: set[str] = set()
     if old is not None:
         existing = {str(_absolute(old.root, p)) for (p,) in old.db.execute("SELECT path FROM items")}
@@ -584,14 +585,14 @@ def model_for_index(index: LoadedIndex, model: str | None = None, device: str | 
     if clip.image_fingerprint != recorded["image_fingerprint"]:
         if model:
             raise IndexFileError(
-                f"--model {model} has a different image tower than the one {index.root} was built with "
+                                 f"--model {model} has a different image tower than the one {index.root} was built with "
                 f"({recorded['spec']}): its text embeddings would not match the indexed images; use "
                 f"{recorded['spec']} or a text-scope checkpoint finetuned from it, or re-index with --model {model}")
         raise IndexFileError(f"the model {recorded['spec']} has changed since {index.root} was built (its image tower "
-                          "differs); re-index the images")
+                             "differs); re-index the images")
     if clip.embed_dim != index.dim:
         raise IndexFileError(f"--model {model} embeds into {clip.embed_dim} dimensions but {index.root} holds "
-                          f"{index.dim}-d vectors")
+                             f"{index.dim}-d vectors")
     return clip
 
 
