@@ -1,0 +1,116 @@
+"""`pcclip rank`: which image shows more of an attribute, an ordering of many images, or a task benchmark."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..data import OnError
+from .console import JsonOption, emit_json, err, progress_bar
+
+DEFAULT_MODEL = "shapes-clip"
+
+
+@contextlib.contextmanager
+def progress(description: str, enabled: bool = True):
+    """console.progress_bar, or no bar where that bar cannot start (its `extra` field is set only after the
+    first refresh in this build); the evaluation itself never depends on the bar."""
+    bar = progress_bar(description, enabled)
+    try:
+        callback = bar.__enter__()
+    except KeyError:
+        bar = progress_bar(description, enabled=False)
+        callback = bar.__enter__()
+    with contextlib.ExitStack() as stack:
+        stack.push(bar)
+        yield callback
+
+
+def command(
+    args: Annotated[list[str] | None, typer.Argument(
+        help="IMAGE... ATTRIBUTE: image files, folders or a JSONL manifest, then an attribute word ('larger') "
+             "or a full comparative sentence.", show_default=False)] = None,
+    model: Annotated[str, typer.Option("--model", "-m", help="CLIP model SPEC (see `pcclip models`).")] = DEFAULT_MODEL,
+    task: Annotated[Path | None, typer.Option(help="Run the difference benchmark in this task TOML instead.")] = None,
+    seeds: Annotated[int, typer.Option(help="Benchmark: number of seeds (accuracy is mean ± standard error).")] = 5,
+    pairs: Annotated[int, typer.Option(help="Benchmark: image pairs per seed.")] = 100,
+    seed: Annotated[int, typer.Option(help="Benchmark: the first seed; the same seed gives the same pairs.")] = 0,
+    data_root: Annotated[Path | None, typer.Option(help="Where local copies of named datasets live.")] = None,
+    on_bad_image: Annotated[OnError, typer.Option(help="An unreadable image stops the run or is skipped.")]
+    = OnError.stop,
+    json_out: JsonOption = False,
+):
+    """Rank images by an attribute: (g1 - g2)·f(T) >= 0 means the first shows more of it; N images, one sort."""
+    from ..errors import PcclipError
+
+    args = list(args or [])
+    if task is not None:
+        if args:
+            raise PcclipError("--task runs the benchmark; give either --task or IMAGES... ATTRIBUTE, not both")
+        from ..ranking import run_rank_task
+
+        with progress("embedding images", enabled=not json_out) as bar:
+            result = run_rank_task(model, task, seeds=seeds, pairs=pairs, seed=seed, data_root=data_root,
+                                   progress=bar)
+        if json_out:
+            emit_json(result)
+        else:
+            render_task(result)
+        return
+    if not args:
+        raise PcclipError("give IMAGES... ATTRIBUTE (at least two images, then an attribute) or --task TASK.toml")
+    from ..ranking import rank_images
+
+    *inputs, attribute = args
+    with progress("embedding images", enabled=not json_out) as bar:
+        result = rank_images(model, inputs, attribute, on_error=on_bad_image, progress=bar,
+                             warn=lambda m: err.print(f"[yellow]warning:[/yellow] {m}"))
+    if json_out:
+        emit_json(result)
+    else:
+        render_images(result)
+
+
+def render_images(result: dict) -> None:
+    from rich.table import Table
+
+    how = "expanded to" if result["expanded"] else "as given"
+    err.print(f"attribute [bold]{result['attribute']}[/bold] ({how}): {result['text']}")
+    if "answer" in result:
+        err.print(f"answer: [bold]{result['answer']}[/bold] (score (g1 - g2)·f(T) = {result['score']:+.4f}; "
+                  f"first = {result['first']})")
+        return
+    table = Table(title=f"{result['images']} images ordered by {result['attribute']!r}, highest g·f(T) first", title_justify="left")
+    table.add_column("rank", justify="right")
+    table.add_column("g·f(T)", justify="right")
+    table.add_column("image")
+    for row in result["order"]:
+        table.add_row(str(row["rank"]), f"{row['score']:+.4f}", row["image"])
+    err.print(table)
+
+
+def pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.2f}"
+
+
+def render_task(result: dict, title: str | None = None) -> None:
+    render_tasks([result], title=title or f"difference-based classification, model {result['model']}")
+
+
+def render_tasks(results: list[dict], title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col, just in (("task", "left"), ("kind", "left"), ("accuracy %", "right"), ("± SE", "right"),
+                      ("seeds", "right"), ("pairs", "right"), ("images", "right")):
+        table.add_column(col, justify=just)
+    for r in results:
+        if "skipped" in r and "accuracy" not in r:
+            table.add_row(r.get("name", "?"), "", "skipped", "", "", "", r["skipped"][:60])
+            continue
+        table.add_row(r["task"]["name"], r["task"]["kind"], pct(r["accuracy"]["mean"]), pct(r["accuracy"]["se"]),
+                      str(len(r["seeds"])), str(r["n_pairs"]), str(r["images_embedded"]))
+    err.print(table)
