@@ -188,14 +188,15 @@ def classify(model, dataset: str | Path | Dataset, options: ClassifyOptions | No
                     "template": opts.template}
     base, prompt_kind = template_emb, "template"
     if desc is not None:
-        base, described = _description_classifier(clip, names, desc, template_emb, opts.description_mode, warn)
+        grouped = _grouped_descriptions(clip, names, desc)
+        base, described = _description_classifier(names, grouped, template_emb, opts.description_mode, warn)
         prompt_kind = f"descriptions ({opts.description_mode.value})"
         result["descriptions"] = {"file": str(opts.descriptions), "mode": opts.description_mode.value,
                                   "records": len(desc), "classes_described": described,
                                   "template_accuracy": accuracy(true, predict(images, template_emb)),
                                   "accuracy": accuracy(true, predict(images, base))}
         if opts.select_descriptions:
-            selected, report = _select_descriptions(clip, ds, names, desc, opts, split, progress, warn)
+            selected, report = _select_descriptions(clip, ds, names, grouped, opts, split, progress, warn)
             report["template_accuracy"] = result["descriptions"]["template_accuracy"]
             report["all_descriptions_accuracy"] = accuracy(true, predict(images, _replace_or_combine(
                 selected["all"], template_emb, opts.description_mode)))
@@ -265,18 +266,28 @@ def _replace_or_combine(desc_emb: dict, template_emb, mode: DescriptionMode):
     return out
 
 
-def _description_classifier(clip, names: ClassNames, records: list[dict], template_emb, mode, warn):
+def _grouped_descriptions(clip, names: ClassNames, records: list[dict]) -> dict[int, tuple[list[str], object]]:
+    """Class index -> (its description texts, their embeddings), all encoded in one batch."""
     by_class: dict[int, list[str]] = {}
     for r in records:
         by_class.setdefault(names.index[r["first"]], []).append(r["text"])
-    missing = [c for i, c in enumerate(names.classes) if i not in by_class]
+    emb = clip.encode_texts([t for texts in by_class.values() for t in texts])
+    out, start = {}, 0
+    for i, texts in by_class.items():
+        out[i] = (texts, emb[start : start + len(texts)])
+        start += len(texts)
+    return out
+
+
+def _description_classifier(names: ClassNames, grouped: dict, template_emb, mode, warn):
+    missing = [c for i, c in enumerate(names.classes) if i not in grouped]
     if missing and warn:
         warn(f"{len(missing)} class(es) have no description and keep the template: {short_list(missing, 5)}")
-    emb = {i: _mean_rows(clip.encode_texts(texts)) for i, texts in by_class.items()}
-    return _replace_or_combine(emb, template_emb, mode), len(by_class)
+    emb = {i: _mean_rows(e) for i, (_, e) in grouped.items()}
+    return _replace_or_combine(emb, template_emb, mode), len(grouped)
 
 
-def _select_descriptions(clip, ds: Dataset, names: ClassNames, records: list[dict], opts: ClassifyOptions,
+def _select_descriptions(clip, ds: Dataset, names: ClassNames, grouped: dict, opts: ClassifyOptions,
                          eval_split, progress, warn):
     """EX2-style preference: a description's reward is its mean cosine similarity to its class's images in the
     held-out score split; the top K per class are kept."""
@@ -285,13 +296,9 @@ def _select_descriptions(clip, ds: Dataset, names: ClassNames, records: list[dic
     score_items = _labelled(ds.in_split(opts.score_split), names)
     vectors = _embed(clip, ds, score_items, progress, warn)
     labels = np.array([names.index[it.label] for it in score_items])
-    by_class: dict[int, list[str]] = {}
-    for r in records:
-        by_class.setdefault(names.index[r["first"]], []).append(r["text"])
     chosen, every, report_classes = {}, {}, {}
     unscored = []
-    for i, texts in sorted(by_class.items()):
-        emb = clip.encode_texts(texts)
+    for i, (texts, emb) in sorted(grouped.items()):
         every[i] = _mean_rows(emb)
         mine = vectors[labels == i]
         if len(mine) == 0:

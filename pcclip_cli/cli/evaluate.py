@@ -1,0 +1,97 @@
+"""`pcclip eval`: the whole evaluation suite for one model in one call (shapes world, or the paper's datasets)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..suite import Suite
+from .console import JsonOption, emit_json, err
+from .rank import DEFAULT_MODEL, pct, progress
+
+
+def command(
+    model: Annotated[str, typer.Option("--model", "-m", help="CLIP model SPEC (see `pcclip models`).")] = DEFAULT_MODEL,
+    suite: Annotated[Suite, typer.Option(help="shapes: the shapes world; paper: the paper's tasks and datasets "
+                                              "found under --data-root.")] = Suite.shapes,
+    world: Annotated[Path | None, typer.Option(
+        help="Shapes world to evaluate on; default: build or reuse $PCCLIP_HOME/worlds/shapes-default.")] = None,
+    data_root: Annotated[Path | None, typer.Option(help="Paper suite: where the datasets live.")] = None,
+    tasks: Annotated[Path | None, typer.Option(help="Paper suite: folder of task files (default examples/tasks).")]
+    = None,
+    seeds: Annotated[int, typer.Option(help="Rank benchmark: number of seeds.")] = 5,
+    pairs: Annotated[int, typer.Option(help="Rank benchmark: pairs per seed.")] = 100,
+    seed: Annotated[int, typer.Option(help="First seed; the same seed gives the same numbers.")] = 0,
+    alpha: Annotated[float, typer.Option(help="Comparative prompting weight (Eq. 3), in [0, 1].")] = 0.9,
+    top_k: Annotated[int, typer.Option(help="Confused class pairs that get comparatives.")] = 3,
+    llm: Annotated[str | None, typer.Option(
+        help="LLM for comparatives and descriptions (shapes default: template; paper default: none, so no "
+             "comparative prompting).")] = None,
+    descriptions: Annotated[int, typer.Option(help="Shapes: candidate descriptions per class.")] = 4,
+    keep: Annotated[int, typer.Option(help="Shapes: descriptions kept per class by the selection.")] = 2,
+    out: Annotated[Path | None, typer.Option(help="Also write the JSON document to this file.")] = None,
+    json_out: JsonOption = False,
+):
+    """Run rank, classify (zero-shot, comparative, descriptions) and distance for MODEL; one JSON with every number."""
+    from ..io import write_json_atomic
+    from ..suite import SuiteOptions, run_suite
+
+    opts = SuiteOptions(suite=suite, world=str(world) if world else None, data_root=str(data_root) if data_root
+                        else None, tasks_dir=str(tasks) if tasks else None, seeds=seeds, pairs=pairs, seed=seed,
+                        alpha=alpha, top_k=top_k, llm=llm, descriptions=descriptions, keep=keep)
+    with progress("evaluating", enabled=not json_out) as bar:
+        result = run_suite(model, opts, progress=bar, warn=lambda m: err.print(f"[yellow]warning:[/yellow] {m}"))
+    if out:
+        write_json_atomic(out, result)
+    if json_out:
+        emit_json(result)
+    else:
+        render(result)
+        if out:
+            err.print(f"wrote {out}")
+
+
+def render(result: dict) -> None:
+    from rich.table import Table
+
+    from .distance import render as render_distance
+    from .rank import render_tasks
+
+    where = result.get("world", {}).get("path") or result["settings"].get("data_root")
+    err.print(f"[bold]pcclip eval --suite {result['suite']}[/bold], model {result['model']} "
+              f"({result['fingerprint']}), data {where}")
+    render_tasks(result["rank"] + [s for s in result.get("skipped", []) if "name" in s],
+                 title="difference-based classification (accuracy over pairs, mean ± SE over seeds)")
+    if result.get("ordering"):
+        o = result["ordering"]
+        err.print(f"ordering {o['images']} images by {o['attribute']!r}: {pct(o['concordance'])}% of differently "
+                  f"sized pairs in the right order")
+    table = Table(title="zero-shot and comparative prompting (accuracy %)", title_justify="left")
+    for col in ("classes", "zero-shot", "comparative", "touched before", "touched after"):
+        table.add_column(col, justify="left" if col == "classes" else "right")
+    for name, c in result["classify"].items():
+        comp = c.get("comparative")
+        table.add_row(name, pct(c["zero_shot"]["accuracy"]),
+                      *((pct(comp["after"]["accuracy"]), pct(comp["before"]["touched_accuracy"]),
+                         pct(comp["after"]["touched_accuracy"])) if comp else ("-", "-", "-")))
+    err.print(table)
+    selections = {n: c["selection"] for n, c in result["classify"].items() if c.get("selection")}
+    if selections:
+        table = Table(title="class descriptions (accuracy %)", title_justify="left")
+        for col in ("classes", "template", "all descriptions", "selected", "gain"):
+            table.add_column(col, justify="left" if col == "classes" else "right")
+        for name, sel in selections.items():
+            table.add_row(name, pct(sel["template_accuracy"]), pct(sel["all_descriptions_accuracy"]),
+                          pct(sel["selected_accuracy"]), f"{100 * sel['gain_over_template']:+.2f}")
+        err.print(table)
+    if any(c.get("selection") for c in result["classify"].values()):
+        first = next(c["selection"] for c in result["classify"].values() if c.get("selection"))
+        err.print(f"descriptions scored on split {first['scored_split']!r}, evaluated on split "
+                  f"{first['evaluated_split']!r}")
+    for name, d in result.get("distance", {}).items():
+        render_distance(d, title=f"{name}: comparison distances (class prompt {d['template']!r})")
+    for s in result.get("skipped", []):
+        if "dataset" in s:
+            err.print(f"skipped {s['dataset']}: {s['skipped']}")

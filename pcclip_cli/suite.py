@@ -1,0 +1,288 @@
+"""`eval`: every evaluation (rank, classify with comparative prompting and descriptions, distance) in one call.
+
+The shapes suite needs nothing but the model: it builds (or reuses) the default shapes world and generates its
+comparatives and descriptions with the deterministic `template` LLM. The paper suite runs the task files in
+examples/tasks and the classification datasets that are present under --data-root, skipping the others.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import DataError, PcclipError
+from .paths import PACKAGE_DIR
+
+SHAPES_TASKS = ("size", "colour", "attributes")
+SHAPES_CLASS_SETS = ("shape", "colour", "colour_shape")
+PAPER_DATASETS = ("cifar100", "flowers102", "cub", "eurosat", "sun397")
+EXAMPLE_TASKS_DIR = PACKAGE_DIR.parent / "examples" / "tasks"
+
+
+class Suite(str, enum.Enum):
+    shapes = "shapes"
+    paper = "paper"
+
+
+@dataclass
+class SuiteOptions:
+    suite: Suite = Suite.shapes
+    world: str | None = None  # shapes: an existing world directory; default $PCCLIP_HOME/worlds/shapes-default
+    data_root: str | None = None  # paper: where the datasets live
+    tasks_dir: str | None = None  # paper: task files; default examples/tasks of this checkout
+    seeds: int = 5  # rank benchmark seeds
+    pairs: int = 100  # rank benchmark pairs per seed
+    seed: int = 0  # first seed: the same seed gives the same numbers
+    alpha: float = 0.9  # Eq. 3
+    top_k: int = 3  # confused pairs to compare
+    llm: str | None = None  # comparatives and descriptions; shapes default "template", paper default none
+    descriptions: int = 4  # candidate descriptions generated per class (shapes)
+    keep: int = 2  # descriptions kept per class by the EX2-style selection
+
+    def __post_init__(self):
+        from .tasks import check_seeds
+
+        self.suite = Suite(self.suite)
+        check_seeds(self.seeds, self.pairs)
+        if not 0.0 <= self.alpha <= 1.0:
+            raise PcclipError(f"--alpha must be in [0, 1], got {self.alpha}")
+        if self.top_k < 1:
+            raise PcclipError(f"--top-k must be at least 1, got {self.top_k}")
+        if not 1 <= self.keep <= self.descriptions:
+            raise PcclipError(f"--keep must be between 1 and --descriptions ({self.descriptions}), got {self.keep}")
+        if self.suite == Suite.paper and not self.data_root:
+            raise PcclipError("--suite paper reads the datasets from --data-root DIR")
+        if self.suite == Suite.shapes and self.data_root:
+            raise PcclipError("--data-root is for --suite paper; the shapes suite uses --world")
+
+
+def run_suite(model, options: SuiteOptions, *, progress=None, warn=None) -> dict:
+    """Run the whole suite for one model and return one dict with every number (see docs/evaluation.md)."""
+    if options.suite == Suite.shapes:
+        return _shapes_suite(model, options, progress, warn)
+    return _paper_suite(model, options, progress, warn)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _shapes_world(options: SuiteOptions) -> tuple[Path, dict]:
+    import json
+
+    from .shapes import build_world, default_world_dir
+
+    if options.world:
+        root = Path(options.world).expanduser()
+        meta = root / "world.json"
+        if not meta.exists():
+            raise DataError(f"{root} is not a shapes world (no world.json); build one with `pcclip data shapes {root}`")
+        missing = [f"tasks/{t}.toml" for t in SHAPES_TASKS if not (root / "tasks" / f"{t}.toml").exists()]
+        missing += [f"classes/{c}.jsonl" for c in SHAPES_CLASS_SETS if not (root / "classes" / f"{c}.jsonl").exists()]
+        if missing:
+            raise DataError(f"shapes world {root} lacks {', '.join(missing)}; rebuild it with `pcclip data shapes`")
+        return root, json.loads(meta.read_text())
+    summary = build_world(default_world_dir())
+    return Path(summary["path"]), summary
+
+
+def _task_hashes(paths: list[Path]) -> dict:
+    from .io import sha256_file
+
+    return {p.stem: {"file": str(p), "sha256": sha256_file(p)} for p in paths}
+
+
+def _shapes_suite(model, options: SuiteOptions, progress, warn) -> dict:
+    from .ranking import order_concordance, run_rank_task
+    from .shapes import SIZE_ORDER
+    from .tasks import clip_for, load_dataset
+
+    root, world = _shapes_world(options)
+    clip = clip_for(model)
+    task_paths = [root / "tasks" / f"{t}.toml" for t in SHAPES_TASKS]
+    rank = [run_rank_task(clip, p, seeds=options.seeds, pairs=options.pairs, seed=options.seed, progress=progress)
+            for p in task_paths]
+    captions = load_dataset(root / "captions.jsonl")
+    ordering = order_concordance(clip, [it for it in captions.in_split("test") if it.value("count") == 1],
+                                 "larger", "size", SIZE_ORDER, progress=progress)
+    classify_results, distances = {}, {}
+    llm = options.llm or "template"
+    for name in SHAPES_CLASS_SETS:
+        manifest = root / "classes" / f"{name}.jsonl"
+        classify_results[name], distances[name] = _classify_set(clip, manifest, name, llm, options, progress, warn)
+    out = {
+        "suite": "shapes",
+        "model": clip.spec,
+        "fingerprint": clip.fingerprint,
+        "settings": {"seed": options.seed, "seeds": options.seeds, "pairs": options.pairs, "alpha": options.alpha,
+                     "top_k": options.top_k, "llm": llm, "descriptions": options.descriptions, "keep": options.keep},
+        "world": {"path": str(root), "config": world.get("config"), "images": world.get("images"),
+                  "splits": world.get("splits")},
+        "task_files": _task_hashes(task_paths),
+        "rank": rank,
+        "ordering": ordering,
+        "classify": classify_results,
+        "distance": distances,
+    }
+    out["summary"] = summarise(out)
+    return out
+
+
+def _classify_set(clip, manifest: Path, name: str, llm: str, options: SuiteOptions, progress, warn):
+    """Zero-shot with the template, comparative prompting on its top-k confused pairs, and distance on those
+    comparatives; then descriptions with EX2-style selection (scored on train, evaluated on test)."""
+    from .classification import DEFAULT_TEMPLATE, ClassifyOptions, classify
+    from .geometry import distances_for
+    from .io import write_jsonl_atomic
+    from .tasks import load_dataset
+
+    ds = load_dataset(manifest)
+    common = dict(top_k=options.top_k, alpha=options.alpha, split="test")
+    with tempfile.TemporaryDirectory(prefix="pcclip-suite-") as tmp:
+        try:
+            import pcclip_cli.generation  # noqa: F401
+        except ImportError:
+            # No generation module in this build: compare the confused classes with the shapes oracle directly.
+            first = classify(clip, ds, ClassifyOptions(**common), progress=progress, warn=warn)
+            comp_file = Path(tmp) / "comparatives.jsonl"
+            write_jsonl_atomic(comp_file, _oracle_comparatives(first["zero_shot"]["top_confused"], name, options.seed))
+            result = classify(clip, ds, ClassifyOptions(**common, comparative=str(comp_file)), progress=progress,
+                              warn=warn)
+            result["comparative"]["source"] = "shapes.describe_difference (no generation module)"
+        else:
+            result = classify(clip, ds, ClassifyOptions(**common, comparative="auto", llm=llm), progress=progress,
+                              warn=warn)
+        desc_file = Path(tmp) / "descriptions.jsonl"
+        write_jsonl_atomic(desc_file, _descriptions(llm, ds.classes, options.descriptions, name, warn))
+        described = classify(clip, ds, ClassifyOptions(**common, descriptions=str(desc_file),
+                                                       select_descriptions=options.keep, score_split="train"),
+                             progress=progress, warn=warn)
+    result["descriptions"] = described["descriptions"]
+    selection = described["selection"]
+    # Keep the report short: the chosen texts per class, without every reward.
+    selection["selected"] = {c: [d["text"] for d in v] for c, v in selection["selected"].items()}
+    result["selection"] = selection
+    distance = distances_for(clip, result["comparative"]["records"], DEFAULT_TEMPLATE)
+    return result, distance
+
+
+def _descriptions(llm: str, classes: list[str], n: int, label_kind: str, warn) -> list[dict]:
+    try:
+        from .generation import generate_descriptions
+    except ImportError:
+        generate_descriptions = None
+    if generate_descriptions is not None:
+        recs = generate_descriptions(llm, classes, n)
+        return [{"kind": "descriptions", "first": r["first"], "text": r["text"]} for r in recs if r.get("text")]
+    frames = ["a picture of a {c}", "an image of a {c} on a dark background", "a {c}, drawn simply",
+              "a photo showing one {c}", "something that is a {c}"]
+    return [{"kind": "descriptions", "first": c, "text": frames[k % len(frames)].format(c=c)}
+            for c in classes for k in range(n)]
+
+
+def _class_attributes(label: str, label_kind: str) -> dict:
+    obj = {"size": "medium", "colour": "grey", "shape": "shape"}
+    if label_kind == "colour_shape":
+        obj["colour"], obj["shape"] = label.split(" ", 1)
+    else:
+        obj[label_kind] = label
+    return {"count": 1, "objects": [obj]}
+
+
+def _oracle_comparatives(confused: list[dict], label_kind: str, seed: int) -> list[dict]:
+    from .shapes import describe_difference
+
+    records = []
+    for c in confused:
+        for a, b in ((c["second"], c["first"]), (c["first"], c["second"])):
+            rng = random.Random(f"{seed}|{a}|{b}")
+            text = describe_difference(_class_attributes(a, label_kind), _class_attributes(b, label_kind), rng)
+            records.append({"kind": "classes", "first": a, "second": b, "text": text, "llm": "shapes-oracle"})
+    return records
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _paper_suite(model, options: SuiteOptions, progress, warn) -> dict:
+    from .classification import DEFAULT_TEMPLATE, ClassifyOptions, classify
+    from .geometry import distances_for
+    from .ranking import run_rank_task
+    from .tasks import clip_for, load_dataset, load_task
+
+    tasks_dir = Path(options.tasks_dir).expanduser() if options.tasks_dir else EXAMPLE_TASKS_DIR
+    task_paths = sorted(tasks_dir.glob("*.toml"))
+    if not task_paths:
+        raise DataError(f"no task files (*.toml) in {tasks_dir}; pass --tasks DIR")
+    runnable, skipped_tasks = [], []
+    for p in task_paths:
+        try:
+            load_task(p, options.data_root)
+            runnable.append(p)
+        except DataError as exc:
+            skipped_tasks.append({"name": p.stem, "file": str(p), "skipped": str(exc)})
+    datasets, skipped_sets = {}, []
+    for name in PAPER_DATASETS:
+        try:
+            datasets[name] = load_dataset(name, options.data_root)
+        except DataError as exc:
+            skipped_sets.append({"dataset": name, "skipped": str(exc)})
+    if not runnable and not datasets:
+        raise DataError(f"none of the paper's datasets was found under {options.data_root}: "
+                        + "; ".join(s["skipped"] for s in skipped_sets[:2]) + " (see docs/evaluation.md)")
+    for s in skipped_tasks + skipped_sets:
+        if warn:
+            warn(f"skipping {s.get('name') or s.get('dataset')}: {s['skipped']}")
+    clip = clip_for(model)
+    rank = [run_rank_task(clip, p, seeds=options.seeds, pairs=options.pairs, seed=options.seed,
+                          data_root=options.data_root, progress=progress) for p in runnable]
+    classify_results, distances = {}, {}
+    for name, ds in datasets.items():
+        opts = ClassifyOptions(top_k=options.top_k, alpha=options.alpha,
+                               comparative="auto" if options.llm else None, llm=options.llm)
+        classify_results[name] = classify(clip, ds, opts, progress=progress, warn=warn)
+        if options.llm:
+            records = classify_results[name]["comparative"]["records"]
+            distances[name] = distances_for(clip, records, DEFAULT_TEMPLATE)
+    out = {
+        "suite": "paper",
+        "model": clip.spec,
+        "fingerprint": clip.fingerprint,
+        "settings": {"seed": options.seed, "seeds": options.seeds, "pairs": options.pairs, "alpha": options.alpha,
+                     "top_k": options.top_k, "llm": options.llm, "data_root": str(options.data_root)},
+        "task_files": _task_hashes(runnable),
+        "rank": rank,
+        "classify": classify_results,
+        "distance": distances,
+        "skipped": skipped_tasks + skipped_sets,
+    }
+    out["summary"] = summarise(out)
+    return out
+
+
+def summarise(result: dict) -> dict:
+    """The headline numbers, flat, for ablation tables (`pcclip report` and friends)."""
+    s: dict = {}
+    for r in result.get("rank", []):
+        s[f"rank/{r['task']['name']}"] = r["accuracy"]["mean"]
+        s[f"rank/{r['task']['name']}/se"] = r["accuracy"]["se"]
+    if result.get("ordering"):
+        s["ordering/larger_concordance"] = result["ordering"]["concordance"]
+    for name, c in result.get("classify", {}).items():
+        s[f"zero_shot/{name}"] = c["zero_shot"]["accuracy"]
+        if "comparative" in c:
+            comp = c["comparative"]
+            s[f"comparative/{name}/before"] = comp["before"]["accuracy"]
+            s[f"comparative/{name}/after"] = comp["after"]["accuracy"]
+            s[f"comparative/{name}/touched_before"] = comp["before"]["touched_accuracy"]
+            s[f"comparative/{name}/touched_after"] = comp["after"]["touched_accuracy"]
+        if "selection" in c:
+            s[f"descriptions/{name}/all"] = c["selection"]["all_descriptions_accuracy"]
+            s[f"descriptions/{name}/selected"] = c["selection"]["selected_accuracy"]
+            s[f"descriptions/{name}/gain_over_template"] = c["selection"]["gain_over_template"]
+    for name, d in result.get("distance", {}).items():
+        s[f"distance/{name}/comparison"] = d["mean"]["comparison"]
+        s[f"distance/{name}/reverse"] = d["mean"]["reverse"]
+    return s
