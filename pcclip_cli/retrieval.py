@@ -41,8 +41,9 @@ ITEMS_FILE = "items.sqlite"
 # Below this many vectors an exact (flat) index answers a query in a few milliseconds on two cores, and the
 # approximate types would only cost recall; above it IVF's build time pays for itself (benchmarks/bench_faiss.py).
 FLAT_MAX = 100_000
-# Measured in benchmarks/bench_faiss.py: at 20 a batch of 100 flat queries over 100k x 512 takes ~0.1 s instead
-# of ~1 s (this faiss build's default of 128000 keeps batches off BLAS), with identical results.
+# This faiss build's default, 128000, keeps query batches off BLAS. At 20 a flat batch of 100 queries over
+# 100k x 512 is 3-10x faster with identical results, provided OpenMP threads do not spin (see import_faiss);
+# benchmarks/bench_faiss.py measures both.
 BLAS_THRESHOLD = 20
 
 
@@ -60,7 +61,14 @@ class IndexFileError(PcclipError):
 
 
 @functools.cache
-def _faiss():
+def import_faiss():
+    """faiss, configured: the BLAS threshold above, and OpenMP threads that sleep rather than spin when idle.
+
+    Spinning OpenMP threads make a flat batch search ~10x slower when the cores are shared with other busy
+    processes (benchmarks/bench_faiss.py measures it). The wait policy is read once, when the OpenMP runtime
+    loads, so it takes effect only if faiss (or torch) has not been imported yet; a user's setting wins.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import faiss
 
     faiss.cvar.distance_compute_blas_threshold = BLAS_THRESHOLD
@@ -69,7 +77,7 @@ def _faiss():
 
 def gpu_available(faiss_module=None) -> bool:
     """True when this faiss build has GPU support and sees a GPU; the CPU path is used otherwise."""
-    faiss = faiss_module or _faiss()
+    faiss = faiss_module or import_faiss()
     if not hasattr(faiss, "StandardGpuResources") or not hasattr(faiss, "get_num_gpus"):
         return False
     try:
@@ -209,7 +217,7 @@ def load_index(index_dir: str | Path, *, use_gpu: bool | None = None) -> LoadedI
     for name in (VECTORS_FILE, ITEMS_FILE):
         if not (root / name).is_file():
             raise IndexFileError(f"{root} is incomplete: {name} is missing; rebuild the index with `pcclip index`")
-    faiss = _faiss()
+    faiss = import_faiss()
     try:
         index = faiss.read_index(str(root / VECTORS_FILE))
     except RuntimeError as exc:
@@ -237,7 +245,7 @@ def load_index(index_dir: str | Path, *, use_gpu: bool | None = None) -> LoadedI
 
 def _apply_search_params(index, spec: dict) -> None:
     params = spec.get("params", {})
-    faiss = _faiss()
+    faiss = import_faiss()
     if spec["type"] == IndexType.ivf.value:
         faiss.extract_index_ivf(index).nprobe = int(params.get("nprobe", 1))
     elif spec["type"] == IndexType.hnsw.value:
@@ -313,7 +321,7 @@ def make_faiss_index(kind: IndexType, dim: int, params: dict, vectors):
     """A CPU faiss index holding `vectors` and the backend that built it (trains and adds on a GPU if present)."""
     import numpy as np
 
-    faiss = _faiss()
+    faiss = import_faiss()
     kind = IndexType(kind)
     train = vectors
     if kind == IndexType.ivf and len(vectors) > params["train_sample"]:
@@ -341,8 +349,8 @@ def make_faiss_index(kind: IndexType, dim: int, params: dict, vectors):
     return index, "cpu"
 
 
-def _add_to_faiss(index, vectors) -> None:
-    faiss = _faiss()
+def _add_to_faiss(index, vectors):
+    faiss = import_faiss()
     if choose_backend() == "gpu" and not isinstance(index, faiss.IndexHNSW):
         res = faiss.StandardGpuResources()
         gpu = faiss.index_cpu_to_gpu(res, 0, index)
@@ -452,6 +460,7 @@ def build_index(images: list[str | Path], out: str | Path, *, model: str | None 
     if batch_size < 1:
         raise PcclipError(f"--batch-size must be at least 1, got {batch_size}")
     _check_out_dir(out)
+    import_faiss()  # before torch loads, so that both share the OpenMP wait policy set there
     old = None
     if add and (out / MANIFEST_FILE).exists():
         old = load_index(out, use_gpu=False)
@@ -515,7 +524,7 @@ def build_index(images: list[str | Path], out: str | Path, *, model: str | None 
                           "params": index_params(chosen, len(vectors))}
             faiss_index, backend = make_faiss_index(chosen, clip.embed_dim, index_spec["params"], vectors)
         t_index = time.perf_counter() - t1
-        _faiss().write_index(faiss_index, str(tmp / VECTORS_FILE))
+        import_faiss().write_index(faiss_index, str(tmp / VECTORS_FILE))
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         manifest = {
             "format": INDEX_FORMAT,
@@ -528,7 +537,7 @@ def build_index(images: list[str | Path], out: str | Path, *, model: str | None 
             "count": int(faiss_index.ntotal),
             "files": {"index": VECTORS_FILE, "items": ITEMS_FILE},
             "pcclip_version": __version__,
-            "faiss_version": _faiss().__version__,
+            "faiss_version": import_faiss().__version__,
             "created": old.manifest.get("created", now) if old is not None else now,
             "updated": now,
         }
