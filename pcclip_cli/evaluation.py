@@ -26,10 +26,15 @@ def pair_scores(g_first, g_second, texts):
 
 
 def attribute_scores(images, t):
-    """g(I) . f(T) per image: since (g1 - g2).f = g1.f - g2.f, these order any number of images at once."""
+    """g(I) . f(T) per image: since (g1 - g2).f = g1.f - g2.f, these order any number of images at once.
+
+    Computed in the embeddings' own float precision (float32 from the cache): one matrix-vector product."""
     import numpy as np
 
-    return np.asarray(images, np.float64) @ np.asarray(t, np.float64)
+    images = np.asarray(images)
+    if images.dtype not in (np.float32, np.float64):
+        images = images.astype(np.float64)
+    return images @ np.asarray(t, images.dtype)
 
 
 def order_by_scores(scores):

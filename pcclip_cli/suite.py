@@ -155,7 +155,7 @@ def _classify_set(clip, manifest: Path, name: str, llm: str, options: SuiteOptio
             result = classify(clip, ds, ClassifyOptions(**common, comparative="auto", llm=llm), progress=progress,
                               warn=warn)
         desc_file = Path(tmp) / "descriptions.jsonl"
-        write_jsonl_atomic(desc_file, _descriptions(llm, ds.classes, options.descriptions, name, warn))
+        write_jsonl_atomic(desc_file, _descriptions(llm, ds.classes, options.descriptions))
         described = classify(clip, ds, ClassifyOptions(**common, descriptions=str(desc_file),
                                                        select_descriptions=options.keep, score_split="train"),
                              progress=progress, warn=warn)
@@ -168,7 +168,7 @@ def _classify_set(clip, manifest: Path, name: str, llm: str, options: SuiteOptio
     return result, distance
 
 
-def _descriptions(llm: str, classes: list[str], n: int, label_kind: str, warn) -> list[dict]:
+def _descriptions(llm: str, classes: list[str], n: int) -> list[dict]:
     try:
         from .generation import generate_descriptions
     except ImportError:
