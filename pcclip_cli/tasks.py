@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import pickle
 import random
 import re
@@ -89,7 +90,7 @@ def load_dataset(spec: str | Path, data_root: str | Path | None = None) -> Datas
         root = Path(data_root).expanduser()
         if not root.is_dir():
             raise DataError(f"--data-root {root} is not a directory")
-        return _NAMED_LOADERS[name](root)
+        return _load_named(name, str(root.resolve()))
     path = Path(raw).expanduser()
     if not path.exists():
         raise DataError(f"dataset not found: {path}; give a manifest .jsonl, an image folder with one subfolder "
@@ -97,6 +98,13 @@ def load_dataset(spec: str | Path, data_root: str | Path | None = None) -> Datas
     if path.is_dir():
         return _load_image_folder(path)
     return load_manifest(path)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_named(name: str, root: str) -> Dataset:
+    # A task file is checked and then run, and the suite meets the same dataset in several places: read the
+    # (large) index once per process. Callers only read the returned Dataset.
+    return _NAMED_LOADERS[name](Path(root))
 
 
 def load_manifest(path: Path) -> Dataset:

@@ -60,6 +60,15 @@ def test_many_images_are_sorted_by_one_score_each(cli, micro_clip, imgs, world, 
     assert plain.code == 0 and plain.stdout == "" and "bluer" in plain.stderr
 
 
+def test_unreadable_image_is_skipped_on_request(cli, imgs, tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not a png")
+    r = cli("rank", *imgs[:3], bad, "larger", "--model", "pcclip-micro", "--on-bad-image", "skip", "--json")
+    assert r.code == 0 and r.json()["images"] == 3 and r.json()["skipped"][0]["image"] == str(bad)
+    stop = cli("rank", *imgs[:3], bad, "larger", "--model", "pcclip-micro")
+    assert stop.code == 1 and "unreadable image" in stop.stderr
+
+
 def test_benchmark_numbers_are_mean_and_se_of_recomputed_seeds(cli, micro_clip, world):
     task_file = world / "tasks" / "size.toml"
     out = cli("rank", "--task", task_file, "--model", "pcclip-micro", "--seeds", 3, "--pairs", 20, "--json").json()

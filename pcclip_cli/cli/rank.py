@@ -32,7 +32,7 @@ def progress(description: str, enabled: bool = True):
 def command(
     args: Annotated[list[str] | None, typer.Argument(
         help="IMAGE... ATTRIBUTE: image files, folders or a JSONL manifest, then an attribute word ('larger') "
-             "or a full comparative sentence.", show_default=False)] = None,
+             "or a full comparative sentence.", show_default=False, metavar="IMAGE... ATTRIBUTE")] = None,
     model: Annotated[str, typer.Option("--model", "-m", help="CLIP model SPEC (see `pcclip models`).")] = DEFAULT_MODEL,
     task: Annotated[Path | None, typer.Option(help="Run the difference benchmark in this task TOML instead.")] = None,
     seeds: Annotated[int, typer.Option(help="Benchmark: number of seeds (accuracy is mean ± standard error).")] = 5,
