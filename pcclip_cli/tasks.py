@@ -96,6 +96,10 @@ def load_dataset(spec: str | Path, data_root: str | Path | None = None) -> Datas
         raise DataError(f"dataset not found: {path}; give a manifest .jsonl, an image folder with one subfolder "
                         f"per class, or one of {', '.join(NAMED_DATASETS)} with --data-root")
     if path.is_dir():
+        if (path / "world.json").exists():
+            manifests = ", ".join(str(p) for p in sorted((path / "classes").glob("*.jsonl"))[:4])
+            raise DataError(f"{path} is a shapes world, not a labelled dataset; use one of its class manifests: "
+                            f"{manifests or path / 'classes/*.jsonl'}")
         return _load_image_folder(path)
     return load_manifest(path)
 
