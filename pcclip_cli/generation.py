@@ -377,9 +377,30 @@ def run_plan(plan: Plan, llm, prompt, params: Params, recorded: dict, out: Path 
     return summary
 
 
-def generate(cfg: GenerateConfig, progress=None) -> dict:
-    """`pcclip generate`: build the plan, load the LLM, and append the missing records to cfg.out."""
-    from .llm.registry import get_llm
+@dataclass
+class Job:
+    """A validated generation run: plan built, output checked, LLM loaded; `run` does the work."""
+
+    cfg: GenerateConfig
+    plan: Plan
+    prompt: object
+    params: Params
+    recorded: dict
+    llm: object
+
+    def run(self, progress=None) -> dict:
+        try:
+            summary = run_plan(self.plan, self.llm, self.prompt, self.params, self.recorded, self.cfg.out,
+                               kind=self.cfg.kind.value, batch_size=self.cfg.batch_size, progress=progress)
+        finally:
+            self.llm.close()
+        summary["shard"] = str(self.cfg.shard)
+        return summary
+
+
+def prepare(cfg: GenerateConfig) -> Job:
+    """Everything that can fail on bad input, before the first LLM call: prompt, items, output file, model."""
+    from .llm.registry import get_llm, resolve
     from .prompts import DEFAULT_PROMPT, load_prompt
 
     prompt = load_prompt(cfg.prompt or DEFAULT_PROMPT[cfg.kind.value], cfg.kind.value)
@@ -392,19 +413,16 @@ def generate(cfg: GenerateConfig, progress=None) -> dict:
         plan = _descriptions_plan(cfg, prompt)
     if cfg.out is not None and Path(cfg.out).exists():
         # Refuse a mismatched output file before loading a model that may take minutes to load.
-        from .llm.registry import resolve
-
         name, backend, _ = resolve(cfg.llm)
         repair_tail(Path(cfg.out))
         read_done(Path(cfg.out), _run_settings(cfg.kind.value, name, backend, prompt, recorded))
     llm = get_llm(cfg.llm, **cfg.backend_options)
-    try:
-        summary = run_plan(plan, llm, prompt, params, recorded, cfg.out, kind=cfg.kind.value,
-                           batch_size=cfg.batch_size, progress=progress)
-    finally:
-        llm.close()
-    summary["shard"] = str(cfg.shard)
-    return summary
+    return Job(cfg, plan, prompt, params, recorded, llm)
+
+
+def generate(cfg: GenerateConfig, progress=None) -> dict:
+    """`pcclip generate`: build the plan, load the LLM, and append the missing records to cfg.out."""
+    return prepare(cfg).run(progress)
 
 
 def _records_for(out: Path, keys: list[str]) -> list[dict]:

@@ -44,7 +44,7 @@ def command(
 ):
     """Generate comparatives with an LLM; a killed run started again resumes without duplicates."""
     from ..errors import PcclipError
-    from ..generation import GenerateConfig, generate
+    from ..generation import GenerateConfig, prepare
     from ..llm.registry import resolve
 
     if all_pairs and pairs is not None:
@@ -64,8 +64,9 @@ def command(
     cfg = GenerateConfig(llm=llm, out=out, kind=kind.value, captions=captions, classes=classes, pairs=pairs,
                          images=images, seed=seed, prompt=prompt, max_tokens=max_tokens, temperature=temperature,
                          batch_size=batch_size, shard=shard, n=n, backend_options=given)
+    job = prepare(cfg)  # bad input fails here, before the progress bar is drawn
     with progress_bar(f"generating {kind.value}", enabled=not json_out) as progress:
-        summary = generate(cfg, progress=progress)
+        summary = job.run(progress)
     if json_out:
         emit_json(summary)
         return
