@@ -284,8 +284,6 @@ def test_index_command_builds_and_adds(cli, world, tmp_path):
     assert wrong.code == 1 and "keeps the index type" in wrong.error_lines()[0]
 
 
-@pytest.mark.xfail(raises=KeyError, strict=False,
-                   reason="cli/console.progress_bar adds its task before the 'extra' field exists (reported)")
 def test_index_command_prints_a_summary_for_people(cli, world, tmp_path):
     result = cli("index", half_manifest(world, tmp_path, 5), "--out", tmp_path / "idx", "--model", "pcclip-micro")
     assert result.code == 0 and result.stdout == ""

@@ -99,3 +99,10 @@ def test_cli_data_shapes_json(cli, tmp_path):
     summary = result.json()
     assert summary["images"] == 8 and summary["path"] == str(tmp_path / "w")
     assert len((tmp_path / "w/captions.jsonl").read_text().splitlines()) == 8
+
+
+def test_cli_data_shapes_for_people_shows_progress_and_summary(cli, tmp_path):
+    result = cli("data", "shapes", tmp_path / "w", "--images", "6")
+    assert result.code == 0, result.stderr
+    assert result.stdout == ""
+    assert "wrote 6 images" in result.stderr and "drawing shapes" in result.stderr

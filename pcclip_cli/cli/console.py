@@ -48,7 +48,7 @@ class ProgressReporter:
 
     def __init__(self, progress, description: str):
         self._progress = progress
-        self._task = progress.add_task(description, total=None)
+        self._task = progress.add_task(description, total=None, extra="")
 
     def __call__(self, done: int, total: int | None = None, **fields) -> None:
         extra = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items())
@@ -83,5 +83,4 @@ def progress_bar(description: str, enabled: bool = True):
     ]
     with Progress(*columns, console=err, transient=False) as progress:
         reporter = ProgressReporter(progress, description)
-        progress.update(reporter._task, extra="")
         yield reporter
