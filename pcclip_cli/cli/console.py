@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 # stderr for people; stdout is reserved for data so that `--json` output can be piped.
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
