@@ -387,6 +387,7 @@ class Job:
     params: Params
     recorded: dict
     llm: object
+    repaired: int = 0
 
     def run(self, progress=None) -> dict:
         try:
@@ -395,6 +396,7 @@ class Job:
         finally:
             self.llm.close()
         summary["shard"] = str(self.cfg.shard)
+        summary["repaired_bytes"] += self.repaired
         return summary
 
 
@@ -411,13 +413,14 @@ def prepare(cfg: GenerateConfig) -> Job:
         plan = _classes_plan(cfg, prompt)
     else:
         plan = _descriptions_plan(cfg, prompt)
+    repaired = 0
     if cfg.out is not None and Path(cfg.out).exists():
         # Refuse a mismatched output file before loading a model that may take minutes to load.
         name, backend, _ = resolve(cfg.llm)
-        repair_tail(Path(cfg.out))
+        repaired = repair_tail(Path(cfg.out))
         read_done(Path(cfg.out), _run_settings(cfg.kind.value, name, backend, prompt, recorded))
     llm = get_llm(cfg.llm, **cfg.backend_options)
-    return Job(cfg, plan, prompt, params, recorded, llm)
+    return Job(cfg, plan, prompt, params, recorded, llm, repaired)
 
 
 def generate(cfg: GenerateConfig, progress=None) -> dict:

@@ -85,6 +85,9 @@ class LLM:
     """
 
     backend: str = ""
+    # Whether `complete` gains from several prompts at once; others get one prompt per call, so each record is
+    # written the moment it is done.
+    batched: bool = False
 
     def __init__(self, name: str, target: str):
         self.name = name
@@ -99,6 +102,7 @@ class LLM:
         import time
 
         batch: list[Request] = []
+        batch_size = batch_size if self.batched else 1
 
         def run(chunk):
             t0 = time.perf_counter()

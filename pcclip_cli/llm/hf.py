@@ -95,6 +95,7 @@ def _load(target: str, device: str, dtype_name: str | None):
 
 class TransformersLLM(LLM):
     backend = "transformers"
+    batched = True
 
     def __init__(self, name: str, target: str, **opts):
         super().__init__(name, target)
