@@ -212,7 +212,14 @@ def classify(model, dataset: str | Path | Dataset, options: ClassifyOptions | No
     if opts.confused_out:
         _write_confused(opts.confused_out, result["zero_shot"]["top_confused"], ds.source, clip.spec)
         result["confused_file"] = str(opts.confused_out)
-    if opts.comparative:
+    if opts.comparative == "auto" and not result["zero_shot"]["top_confused"]:
+        # Nothing to compare is a result (a model that confuses no classes), not an input error.
+        reason = "no class pair is confused in the zero-shot predictions"
+        if warn:
+            warn(f"--comparative auto: {reason}; nothing to apply")
+        result["comparative"] = {"source": f"auto ({opts.llm})", "alpha": opts.alpha, "skipped": reason,
+                                 "records": []}
+    elif opts.comparative:
         if opts.comparative == "auto":
             records = generate_comparatives(opts.llm, result["zero_shot"]["top_confused"], names, warn=warn)
             if opts.save_comparatives:
@@ -328,8 +335,7 @@ def generate_comparatives(llm: str, confused: list[dict], names: ClassNames, *, 
     """Class comparatives for the confused pairs, both ways round, from an LLM (through `pcclip generate`'s
     library), checked like a comparatives file."""
     if not confused:
-        raise PcclipError("no class pair is confused in the zero-shot predictions, so --comparative auto has "
-                          "nothing to compare; pass --comparative FILE instead")
+        raise PcclipError("no class pair is confused in the zero-shot predictions, so there is nothing to compare")
     try:
         from .generation import generate_class_comparatives
     except ImportError:

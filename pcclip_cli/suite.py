@@ -111,7 +111,9 @@ def _shapes_suite(model, options: SuiteOptions, progress, warn) -> dict:
     llm = options.llm or "template"
     for name in SHAPES_CLASS_SETS:
         manifest = root / "classes" / f"{name}.jsonl"
-        classify_results[name], distances[name] = _classify_set(clip, manifest, name, llm, options, progress, warn)
+        classify_results[name], distance = _classify_set(clip, manifest, name, llm, options, progress, warn)
+        if distance:
+            distances[name] = distance
     out = {
         "suite": "shapes",
         "model": clip.spec,
@@ -147,10 +149,16 @@ def _classify_set(clip, manifest: Path, name: str, llm: str, options: SuiteOptio
             # No generation module in this build: compare the confused classes with the shapes oracle directly.
             first = classify(clip, ds, ClassifyOptions(**common), progress=progress, warn=warn)
             comp_file = Path(tmp) / "comparatives.jsonl"
-            write_jsonl_atomic(comp_file, _oracle_comparatives(first["zero_shot"]["top_confused"], name, options.seed))
-            result = classify(clip, ds, ClassifyOptions(**common, comparative=str(comp_file)), progress=progress,
-                              warn=warn)
-            result["comparative"]["source"] = "shapes.describe_difference (no generation module)"
+            oracle = _oracle_comparatives(first["zero_shot"]["top_confused"], name, options.seed)
+            if oracle:
+                write_jsonl_atomic(comp_file, oracle)
+                result = classify(clip, ds, ClassifyOptions(**common, comparative=str(comp_file)),
+                                  progress=progress, warn=warn)
+                result["comparative"]["source"] = "shapes.describe_difference (no generation module)"
+            else:
+                result = first
+                result["comparative"] = {"source": "shapes.describe_difference", "alpha": options.alpha,
+                                         "skipped": "no class pair is confused", "records": []}
         else:
             result = classify(clip, ds, ClassifyOptions(**common, comparative="auto", llm=llm), progress=progress,
                               warn=warn)
@@ -164,7 +172,8 @@ def _classify_set(clip, manifest: Path, name: str, llm: str, options: SuiteOptio
     # Keep the report short: the chosen texts per class, without every reward.
     selection["selected"] = {c: [d["text"] for d in v] for c, v in selection["selected"].items()}
     result["selection"] = selection
-    distance = distances_for(clip, result["comparative"]["records"], DEFAULT_TEMPLATE)
+    records = result["comparative"]["records"]
+    distance = distances_for(clip, records, DEFAULT_TEMPLATE) if records else None
     return result, distance
 
 
@@ -243,8 +252,8 @@ def _paper_suite(model, options: SuiteOptions, progress, warn) -> dict:
         opts = ClassifyOptions(top_k=options.top_k, alpha=options.alpha,
                                comparative="auto" if options.llm else None, llm=options.llm)
         classify_results[name] = classify(clip, ds, opts, progress=progress, warn=warn)
-        if options.llm:
-            records = classify_results[name]["comparative"]["records"]
+        records = (classify_results[name].get("comparative") or {}).get("records")
+        if records:
             distances[name] = distances_for(clip, records, DEFAULT_TEMPLATE)
     out = {
         "suite": "paper",
@@ -272,7 +281,7 @@ def summarise(result: dict) -> dict:
         s["ordering/larger_concordance"] = result["ordering"]["concordance"]
     for name, c in result.get("classify", {}).items():
         s[f"zero_shot/{name}"] = c["zero_shot"]["accuracy"]
-        if "comparative" in c:
+        if c.get("comparative") and "skipped" not in c["comparative"]:
             comp = c["comparative"]
             s[f"comparative/{name}/before"] = comp["before"]["accuracy"]
             s[f"comparative/{name}/after"] = comp["after"]["accuracy"]

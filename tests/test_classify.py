@@ -179,3 +179,20 @@ def test_named_dataset_needs_its_files(cli, tmp_path):
     assert r.code == 1 and f"{tmp_path}/cifar-100-python/train" in r.stderr
     r = cli("classify", "--dataset", "flowers102", "--data-root", tmp_path, "--model", "pcclip-micro")
     assert r.code == 1 and "flowers-102/imagelabels.mat" in r.stderr
+
+
+def test_auto_with_nothing_confused_reports_a_skip(micro_clip, world):
+    pytest.importorskip("pcclip_cli.generation")
+    from pcclip_cli.classification import ClassifyOptions, classify
+    from pcclip_cli.tasks import Dataset, LabeledImage
+
+    # Label every test image with the class the model predicts for it: a real model that confuses nothing.
+    ds, g, _, f = direct(micro_clip, world / "classes" / "shape.jsonl")
+    pred = np.argmax(g @ f.T, axis=1)
+    items = [LabeledImage(it.path, it.id, ds.classes[p], "test") for it, p in zip(ds.in_split("test"), pred,
+                                                                                   strict=True)]
+    out = classify(micro_clip, Dataset("agree", "agree", items, ds.classes),
+                   ClassifyOptions(comparative="auto", llm="template"))
+    assert out["zero_shot"]["accuracy"] == 1.0 and out["zero_shot"]["top_confused"] == []
+    assert out["comparative"]["skipped"].startswith("no class pair is confused")
+    assert out["comparative"]["records"] == []

@@ -106,6 +106,9 @@ def render(result: dict, title: str | None = None, per_class: bool = True) -> No
 def render_comparative(c: dict) -> None:
     from rich.table import Table
 
+    if "skipped" in c:
+        err.print(f"comparative prompting ({c['source']}) skipped: {c['skipped']}")
+        return
     table = Table(title=f"comparative prompting (alpha {c['alpha']}, {len(c['records'])} comparatives from "
                         f"{c['source']})", title_justify="left")
     for col in ("", "overall %", f"touched classes % ({len(c['touched'])} classes, {c['touched_images']} images)"):

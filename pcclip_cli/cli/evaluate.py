@@ -73,6 +73,7 @@ def render(result: dict) -> None:
         table.add_column(col, justify="left" if col == "classes" else "right")
     for name, c in result["classify"].items():
         comp = c.get("comparative")
+        comp = None if comp and "skipped" in comp else comp
         table.add_row(name, pct(c["zero_shot"]["accuracy"]),
                       *((pct(comp["after"]["accuracy"]), pct(comp["before"]["touched_accuracy"]),
                          pct(comp["after"]["touched_accuracy"])) if comp else ("-", "-", "-")))
