@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from ..classification import DEFAULT_TEMPLATE, DescriptionMode
-from .console import JsonOption, emit_json, err
-from .rank import DEFAULT_MODEL, pct, progress
+from .console import JsonOption, emit_json, err, progress_bar, warn
+from .rank import DEFAULT_MODEL, pct
 
 
 def command(
@@ -51,9 +51,9 @@ def command(
                            description_mode=description_mode, select_descriptions=select_descriptions,
                            score_split=score_split, confused_out=str(confused_out) if confused_out else None,
                            save_comparatives=str(save_comparatives) if save_comparatives else None)
-    with progress("embedding images", enabled=not json_out) as bar:
+    with progress_bar("embedding images", enabled=not json_out) as bar:
         result = classify(model, dataset, opts, data_root=data_root, progress=bar,
-                          warn=lambda m: err.print(f"[yellow]warning:[/yellow] {m}"))
+                          warn=warn)
     if json_out:
         emit_json(result)
     else:

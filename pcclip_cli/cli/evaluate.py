@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from ..suite import Suite
-from .console import JsonOption, emit_json, err
-from .rank import DEFAULT_MODEL, pct, progress
+from .console import JsonOption, emit_json, err, progress_bar, warn
+from .rank import DEFAULT_MODEL, pct
 
 
 def command(
@@ -41,8 +41,8 @@ def command(
     opts = SuiteOptions(suite=suite, world=str(world) if world else None, data_root=str(data_root) if data_root
                         else None, tasks_dir=str(tasks) if tasks else None, seeds=seeds, pairs=pairs, seed=seed,
                         alpha=alpha, top_k=top_k, llm=llm, descriptions=descriptions, keep=keep)
-    with progress("evaluating", enabled=not json_out) as bar:
-        result = run_suite(model, opts, progress=bar, warn=lambda m: err.print(f"[yellow]warning:[/yellow] {m}"))
+    with progress_bar("evaluating", enabled=not json_out) as bar:
+        result = run_suite(model, opts, progress=bar, warn=warn)
     if out:
         write_json_atomic(out, result)
     if json_out:

@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ..data import OnError
-from .console import JsonOption, emit_json, err, progress_bar
+from .console import JsonOption, emit_json, err, progress_bar, warn
 
 DEFAULT_MODEL = "shapes-clip"
-
-
-@contextlib.contextmanager
-def progress(description: str, enabled: bool = True):
-    """console.progress_bar, or no bar where that bar cannot start (its `extra` field is set only after the
-    first refresh in this build); the evaluation itself never depends on the bar."""
-    bar = progress_bar(description, enabled)
-    try:
-        callback = bar.__enter__()
-    except KeyError:
-        bar = progress_bar(description, enabled=False)
-        callback = bar.__enter__()
-    with contextlib.ExitStack() as stack:
-        stack.push(bar)
-        yield callback
 
 
 def command(
@@ -52,7 +36,7 @@ def command(
             raise PcclipError("--task runs the benchmark; give either --task or IMAGES... ATTRIBUTE, not both")
         from ..ranking import run_rank_task
 
-        with progress("embedding images", enabled=not json_out) as bar:
+        with progress_bar("embedding images", enabled=not json_out) as bar:
             result = run_rank_task(model, task, seeds=seeds, pairs=pairs, seed=seed, data_root=data_root,
                                    progress=bar)
         if json_out:
@@ -65,9 +49,9 @@ def command(
     from ..ranking import rank_images
 
     *inputs, attribute = args
-    with progress("embedding images", enabled=not json_out) as bar:
+    with progress_bar("embedding images", enabled=not json_out) as bar:
         result = rank_images(model, inputs, attribute, on_error=on_bad_image, progress=bar,
-                             warn=lambda m: err.print(f"[yellow]warning:[/yellow] {m}"))
+                             warn=warn)
     if json_out:
         emit_json(result)
     else:
