@@ -323,7 +323,7 @@ def run_plan(plan: Plan, llm, prompt, params: Params, recorded: dict, out: Path 
         if progress:
             elapsed = max(time.perf_counter() - t0, 1e-9)
             progress(counts["skipped"] + counts["generated"], plan.total, **{
-                "items/s": counts["generated"] / elapsed, "tok/s": llm.stats.tokens / elapsed})
+                "it/s": counts["generated"] / elapsed, "tok/s": llm.stats.tokens / elapsed})
 
     def todo() -> Iterator[Request]:
         for req in plan.items():

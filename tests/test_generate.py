@@ -179,7 +179,7 @@ def test_progress_reports_items_and_rates(world, tmp_path):
     calls = []
     generate(GenerateConfig(llm="template", captions=world / "captions.jsonl", out=tmp_path / "p.jsonl", pairs=4),
              progress=lambda done, total, **f: calls.append((done, total, f)))
-    assert calls[-1][0] == 4 and calls[-1][1] == 4 and "items/s" in calls[-1][2] and "tok/s" in calls[-1][2]
+    assert calls[-1][0] == 4 and calls[-1][1] == 4 and "it/s" in calls[-1][2] and "tok/s" in calls[-1][2]
 
 
 def test_option_combinations_are_checked(world, tmp_path):
