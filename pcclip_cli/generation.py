@@ -120,7 +120,8 @@ def _pairs_plan(cfg: GenerateConfig, prompt) -> Plan:
 
 
 def read_class_names(path: Path) -> list[str]:
-    """Class names, one per line (blank lines and # comments skipped), or `class`/`name` fields of a JSONL."""
+    """Class names, one per line (blank lines and # comments skipped), or the distinct `class`, `name` or `label`
+    fields of a JSONL (so a classification manifest such as a shapes world's classes/colour.jsonl works)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"classes file not found: {path}")
@@ -129,9 +130,10 @@ def read_class_names(path: Path) -> list[str]:
         from .io import read_jsonl
 
         for lineno, rec in read_jsonl(path, what="classes file"):
-            name = rec.get("class", rec.get("name"))
+            name = rec.get("class", rec.get("name", rec.get("label")))
             if not isinstance(name, str) or not name.strip():
-                raise DataError(f"{path}:{lineno}: expected a \"class\" field naming the class")
+                raise DataError(f"{path}:{lineno}: expected a \"class\", \"name\" or \"label\" field naming "
+                                "the class")
             names.append(" ".join(name.split()))
     else:
         try:

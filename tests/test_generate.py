@@ -147,6 +147,14 @@ def test_classes_from_names_and_from_confused_pairs(cli, tmp_path):
     assert [r["key"] for r in lines(out2)] == ["cat -> lynx", "lynx -> cat"]
 
 
+def test_classes_from_a_classification_manifest(world, tmp_path):
+    summary = generate(GenerateConfig(llm="template", out=tmp_path / "c.jsonl", kind="classes",
+                                      classes=world / "classes" / "shape.jsonl", prompt="shapes-classes"))
+    assert summary["total"] == 5 * 4  # the 5 shapes of the world, all ordered pairs
+    recs = lines(tmp_path / "c.jsonl")
+    assert {r["first"] for r in recs} == {"circle", "square", "triangle", "star", "diamond"}
+
+
 def test_descriptions_per_class(cli, tmp_path):
     names = tmp_path / "classes.txt"
     names.write_text("green triangle\nheron\n")
