@@ -104,3 +104,14 @@ def assert_clean_error(result: CliResult, *fragments: str) -> None:
     assert "Traceback" not in result.stderr, result.stderr
     for frag in fragments:
         assert frag in lines[0], (frag, lines[0])
+
+
+@pytest.fixture(scope="session")
+def shapes_clip(world):
+    """A small `shapes-clip` (pcclip-micro trained from random init on the `world` fixture's captions, a few
+    seconds), installed in this session's PCCLIP_HOME so tests can pass `--model shapes-clip` cheaply."""
+    from pcclip_cli.models import load_clip, shapes_model_dir
+    from pcclip_cli.training import ShapesRecipe, train_shapes_base
+
+    train_shapes_base(shapes_model_dir(), recipe=ShapesRecipe.for_tests(), world_dir=world)
+    return load_clip("shapes-clip", "cpu")
