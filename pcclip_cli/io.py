@@ -77,6 +77,8 @@ def read_jsonl(path: str | os.PathLike, *, what: str = "file") -> Iterator[tuple
                 rec = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise DataError(f"{path}:{lineno}: malformed JSON ({exc.msg}); fix or remove that line") from None
+            except RecursionError:
+                raise DataError(f"{path}:{lineno}: JSON nested too deeply to read; fix or remove that line") from None
             if not isinstance(rec, dict):
                 raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
             yield lineno, rec

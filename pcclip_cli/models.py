@@ -17,6 +17,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ CHECKPOINT_FORMAT = "pcclip-checkpoint"
 CHECKPOINT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "pcclip.json"
+# An architecture name becomes a file name when a checkpoint registers its config: no path separators.
+_ARCH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}")
 
 
 class SpecKind(str, enum.Enum):
@@ -260,6 +263,9 @@ def read_checkpoint_meta(path: Path) -> dict:
         raise CheckpointError(f"{meta_path} is corrupt ({exc}); re-run the training that wrote it") from None
     if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT or not meta.get("arch"):
         raise CheckpointError(f"{meta_path} is not a pcclip checkpoint description (format/arch missing)")
+    if not isinstance(meta["arch"], str) or not _ARCH_NAME.fullmatch(meta["arch"]):
+        raise CheckpointError(f"{meta_path}: arch {str(meta['arch'])[:80]!r} is not an architecture name (letters, "
+                              "digits, '-', '_', '.', '+'); the checkpoint is damaged or was tampered with")
     return meta
 
 
