@@ -189,6 +189,9 @@ CASES = [
          "never unpickles", w_many(w_pickle_checkpoint, w_images(("a.png", "ok"), ("b.png", "ok")))),
     Case("rank/wrong-architecture checkpoint", ["rank", "--model", "ckpt", "a.png", "b.png", "larger"],
          "does not match architecture pcclip-tiny", w_many(w_wrong_arch, w_images(("a.png", "ok"), ("b.png", "ok")))),
+    Case("rank/checkpoint arch that escapes its directory", ["rank", "--model", "ckpt", "a.png", "b.png", "larger"],
+         "not an architecture name", w_many(w_wrong_arch, w_text("ckpt/pcclip.json", json.dumps(
+             {"format": "pcclip-checkpoint", "arch": "../../../escaped"})), w_images(("a.png", "ok"), ("b.png", "ok")))),
     Case("rank/task TOML with an unknown key", ["rank", *MODEL, "--task", "task.toml"], "colour",
          w_text("task.toml", 'kind = "groups"\ncolour = "red"\n')),
     # classify, distance, eval
