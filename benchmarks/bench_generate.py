@@ -37,6 +37,7 @@ def requests_for(world: Path, n: int):
 
 
 def tokens_per_s(name: str, reqs, max_tokens: int, **opts) -> dict:
+    """Load `name`, then time greedy completions of `reqs` (load time reported apart)."""
     from pcclip_cli.llm import Params, get_llm
 
     t0 = time.perf_counter()
@@ -116,7 +117,7 @@ def openai_ratio(url: str, reqs, max_tokens: int, concurrency: int, rounds: int)
 
 
 _RSS_CODE = r"""
-import json, resource, sys
+import json, sys
 from pathlib import Path
 from pcclip_cli.generation import GenerateConfig, _pairs_plan
 from pcclip_cli.prompts import load_prompt
@@ -128,7 +129,9 @@ if mode == "stream":
         n += 1
 elif mode == "list":
     n = len(list(plan.items()))
-print(json.dumps({"items": n, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork and exec.
+hwm = next(int(ln.split()[1]) for ln in open("/proc/self/status") if ln.startswith("VmHWM:"))
+print(json.dumps({"items": n, "peak_rss_mb": hwm / 1024}))
 """
 
 
@@ -155,7 +158,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="alternating sequential/concurrent rounds")
     ap.add_argument("--skip-transformers", action="store_true", help="skip the ~30 s GGUF dequantisation")
     ap.add_argument("--rss-images", type=int, default=1000)
+    ap.add_argument("--sections", default="tokens,threads,openai,rerun,rss",
+                    help="comma-separated subset of tokens,threads,openai,rerun,rss")
     args = ap.parse_args()
+    sections = set(args.sections.split(","))
 
     from pcclip_cli.shapes import WorldConfig, build_world
 
@@ -167,41 +173,54 @@ def main() -> None:
         build_world(world, WorldConfig(images=40, seed=0))
         reqs = requests_for(world, args.items)
 
-        rows = [tokens_per_s("template", reqs, args.max_tokens),
-                tokens_per_s("smollm2-135m", reqs, args.max_tokens),
-                tokens_per_s("gemma3-270m", reqs, args.max_tokens)]
-        proc, url = start_server(tmp)
-        try:
-            rows.append(tokens_per_s("openai:smollm2", reqs, args.max_tokens, base_url=url, concurrency=1,
-                                     extra_body={"repeat_penalty": 1.0}))
-            results["openai_concurrency"] = openai_ratio(url, reqs, args.max_tokens, args.concurrency, args.rounds)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-        if not args.skip_transformers:
-            rows.append(tokens_per_s("smollm2-135m-hf", reqs[:4], args.max_tokens, device="cpu"))
-        results["tokens_per_s"] = rows
-        results["rerun"] = [rerun_cost(world, tmp, "template", 1000, args.max_tokens),
-                            rerun_cost(world, tmp, "smollm2-135m", args.items, args.max_tokens)]
-        results["streaming_rss"] = streaming_rss(tmp, args.rss_images)
+        if "rss" in sections:
+            results["streaming_rss"] = streaming_rss(tmp, args.rss_images)
+        if "tokens" in sections:
+            rows = [tokens_per_s("template", reqs, args.max_tokens),
+                    tokens_per_s("smollm2-135m", reqs, args.max_tokens),
+                    tokens_per_s("gemma3-270m", reqs, args.max_tokens)]
+            if not args.skip_transformers:
+                rows.append(tokens_per_s("smollm2-135m-hf", reqs[:4], args.max_tokens, device="cpu"))
+            results["tokens_per_s"] = rows
+        if "threads" in sections:
+            # llama.cpp's threads wait for each other at every layer; on a busy machine fewer can be faster.
+            results["threads"] = [{**tokens_per_s("smollm2-135m", reqs, args.max_tokens, n_threads=t), "threads": t}
+                                  for t in (1, os.cpu_count() or 1)]
+        if "openai" in sections:
+            proc, url = start_server(tmp)
+            try:
+                results.setdefault("tokens_per_s", []).append(
+                    tokens_per_s("openai:smollm2", reqs, args.max_tokens, base_url=url, concurrency=1,
+                                 extra_body={"repeat_penalty": 1.0}))
+                results["openai_concurrency"] = openai_ratio(url, reqs, args.max_tokens, args.concurrency,
+                                                             args.rounds)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+        if "rerun" in sections:
+            results["rerun"] = [rerun_cost(world, tmp, "template", 1000, args.max_tokens),
+                                rerun_cost(world, tmp, "smollm2-135m", args.items, args.max_tokens)]
     results["load_avg_end"] = os.getloadavg()[0]
 
     print(f"{'llm':18} {'backend':12} {'items':>5} {'tokens':>6} {'load s':>7} {'tok/s':>7} {'items/s':>7}")
-    for r in results["tokens_per_s"]:
-        print(f"{r['llm']:18} {r['backend']:12} {r['items']:>5} {r['tokens']:>6} {r['load_s']:>7} "
+    for r in results.get("tokens_per_s", []) + results.get("threads", []):
+        name = r["llm"] + (f" ({r['threads']} thr)" if "threads" in r else "")
+        print(f"{name:18} {r['backend']:12} {r['items']:>5} {r['tokens']:>6} {r['load_s']:>7} "
               f"{r['tokens_per_s']:>7} {r['items_per_s']:>7}")
-    oc = results["openai_concurrency"]
-    print(f"openai backend vs local llama.cpp server: sequential {oc['sequential_items_per_s']} items/s, "
-          f"concurrency {oc['concurrency']} {oc['concurrent_items_per_s']} items/s, "
-          f"ratio {oc['ratio_concurrent_over_sequential']}x")
-    for r in results["rerun"]:
+    if "openai_concurrency" in results:
+        oc = results["openai_concurrency"]
+        print(f"openai backend vs local llama.cpp server: sequential {oc['sequential_items_per_s']} items/s, "
+              f"concurrency {oc['concurrency']} {oc['concurrent_items_per_s']} items/s, "
+              f"ratio {oc['ratio_concurrent_over_sequential']}x")
+    for r in results.get("rerun", []):
         print(f"re-run of a finished {r['llm']} run ({r['pairs']} pairs): {r['rerun_s']} s and "
               f"{r['rerun_llm_calls']} LLM calls, vs {r['first_s']} s and {r['first_llm_calls']} calls the first "
               f"time ({r['rerun_fraction']:.2%})")
-    rss = results["streaming_rss"]
-    print(f"all {rss['stream']['items']} ordered pairs of {args.rss_images} captions: peak RSS streamed "
-          f"{rss['stream']['peak_rss_mb']:.0f} MB (reading captions only: {rss['baseline']['peak_rss_mb']:.0f} MB; "
-          f"materialised list: {rss['list']['peak_rss_mb']:.0f} MB)")
+    if "streaming_rss" in results:
+        rss = results["streaming_rss"]
+        print(f"all {rss['stream']['items']} ordered pairs of {args.rss_images} captions: peak RSS streamed "
+              f"{rss['stream']['peak_rss_mb']:.0f} MB in {rss['stream']['seconds']} s (reading captions only: "
+              f"{rss['baseline']['peak_rss_mb']:.0f} MB; materialised list: {rss['list']['peak_rss_mb']:.0f} MB)")
     print(f"load average {results['load_avg_start']:.1f} -> {results['load_avg_end']:.1f} on {results['cpus']} cpus")
     print(json.dumps(results))
 
