@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import sys
@@ -62,12 +63,22 @@ def _captured_stderr():
             os.close(saved)
 
 
+def _close_all() -> None:
+    # Closed before interpreter teardown: Llama.__del__ during teardown prints a TypeError traceback.
+    for model in _CACHE.values():
+        with contextlib.suppress(Exception):
+            model.close()
+    _CACHE.clear()
+
+
 def _load(path: Path, opts: LlamaCppOptions):
     key = (str(path), opts.n_ctx, opts.n_threads)
     with _LOCK:
         if key not in _CACHE:
             from llama_cpp import Llama
 
+            if not _CACHE:
+                atexit.register(_close_all)
             with _captured_stderr() as captured:
                 try:
                     _CACHE[key] = Llama(model_path=str(path), n_ctx=opts.n_ctx,
