@@ -18,6 +18,9 @@ from .paths import PACKAGE_DIR
 
 SHAPES_TASKS = ("size", "colour", "attributes")
 SHAPES_CLASS_SETS = ("shape", "colour", "colour_shape")
+# Bare attribute words the suite orders the test images by, with each size's rank for that word.
+ORDERINGS = (("larger", {"small": 0, "medium": 1, "large": 2}), ("bigger", {"small": 0, "medium": 1, "large": 2}),
+             ("smaller", {"small": 2, "medium": 1, "large": 0}))
 PAPER_DATASETS = ("cifar100", "flowers102", "cub", "eurosat", "sun397")
 EXAMPLE_TASKS_DIR = PACKAGE_DIR.parent / "examples" / "tasks"
 
@@ -96,7 +99,6 @@ def _task_hashes(paths: list[Path]) -> dict:
 
 def _shapes_suite(model, options: SuiteOptions, progress, warn) -> dict:
     from .ranking import order_concordance, run_rank_task
-    from .shapes import SIZE_ORDER
     from .tasks import clip_for, load_dataset
 
     root, world = _shapes_world(options)
@@ -105,8 +107,10 @@ def _shapes_suite(model, options: SuiteOptions, progress, warn) -> dict:
     rank = [run_rank_task(clip, p, seeds=options.seeds, pairs=options.pairs, seed=options.seed, progress=progress)
             for p in task_paths]
     captions = load_dataset(root / "captions.jsonl")
-    ordering = order_concordance(clip, [it for it in captions.in_split("test") if it.value("count") == 1],
-                                 "larger", "size", SIZE_ORDER, progress=progress)
+    singles = [it for it in captions.in_split("test") if it.value("count") == 1]
+    # Several words for one attribute: a finetune may learn its comparatives' wording and not the others'.
+    ordering = [order_concordance(clip, singles, word, "size", order, progress=progress)
+                for word, order in ORDERINGS]
     classify_results, distances = {}, {}
     llm = options.llm or "template"
     for name in SHAPES_CLASS_SETS:
@@ -277,8 +281,8 @@ def summarise(result: dict) -> dict:
     for r in result.get("rank", []):
         s[f"rank/{r['task']['name']}"] = r["accuracy"]["mean"]
         s[f"rank/{r['task']['name']}/se"] = r["accuracy"]["se"]
-    if result.get("ordering"):
-        s["ordering/larger_concordance"] = result["ordering"]["concordance"]
+    for o in result.get("ordering", []):
+        s[f"ordering/{o['attribute']}"] = o["concordance"]
     for name, c in result.get("classify", {}).items():
         s[f"zero_shot/{name}"] = c["zero_shot"]["accuracy"]
         if c.get("comparative") and "skipped" not in c["comparative"]:

@@ -37,7 +37,9 @@ def test_suite_has_every_evaluation(suite, world):
         d = suite["distance"][name]
         assert d["n"] == len(comp["records"])
         assert d["mean"]["comparison"] + d["mean"]["reverse"] == pytest.approx(2.0)
-    assert 0.0 <= suite["ordering"]["concordance"] <= 1.0
+    assert [o["attribute"] for o in suite["ordering"]] == ["larger", "bigger", "smaller"]
+    assert all(0.0 <= o["concordance"] <= 1.0 for o in suite["ordering"])
+    assert "ordering/bigger" in suite["summary"]
     summary = suite["summary"]
     assert summary["rank/shapes-size"] == suite["rank"][0]["accuracy"]["mean"]
     assert summary["zero_shot/colour"] == suite["classify"]["colour"]["zero_shot"]["accuracy"]

@@ -64,8 +64,7 @@ def render(result: dict) -> None:
               f"({result['fingerprint']}), data {where}")
     render_tasks(result["rank"] + [s for s in result.get("skipped", []) if "name" in s],
                  title="difference-based classification (accuracy over pairs, mean ± SE over seeds)")
-    if result.get("ordering"):
-        o = result["ordering"]
+    for o in result.get("ordering", []):
         err.print(f"ordering {o['images']} images by {o['attribute']!r}: {pct(o['concordance'])}% of differently "
                   f"sized pairs in the right order")
     table = Table(title="zero-shot and comparative prompting (accuracy %)", title_justify="left")
