@@ -546,7 +546,7 @@ def _save_training_state(directory: Path, optimizer, state: dict) -> None:
                                                                         "scalars": scalars}})
 
 
-def _load_training_state(directory: Path, optimizer, device: str) -> dict:
+def _load_training_state(directory: Path, optimizer) -> dict:
     import torch
     from safetensors.torch import load_file
 
@@ -560,7 +560,9 @@ def _load_training_state(directory: Path, optimizer, device: str) -> dict:
     for key, value in tensors.items():
         if key.startswith("opt."):
             _, idx, name = key.split(".", 2)
-            per_param.setdefault(int(idx), {})[name] = value.to(device) if name != "step" else value
+            # Optimizer.load_state_dict moves each tensor to its parameter's device (and "step" where the
+            # fused/capturable kernels want it), so CPU tensors are fine here.
+            per_param.setdefault(int(idx), {})[name] = value
     for key, value in state["optimizer"]["scalars"].items():
         idx, name = key.split(".", 1)
         per_param.setdefault(int(idx), {})[name] = value
@@ -655,7 +657,12 @@ class Trainer:
         self._check_batch()
         params = [p for p in self.model.parameters() if p.requires_grad]
         opt_cls = torch.optim.AdamW if cfg.optimizer == OptimizerKind.adamw else torch.optim.Adam
-        self.optimizer = opt_cls(params, lr=cfg.resolved_lr, weight_decay=cfg.weight_decay)
+        try:
+            # The fused kernel is ~8x faster than the per-tensor loop on CPU, which matters: Adam updates the
+            # whole token-embedding table every step.
+            self.optimizer = opt_cls(params, lr=cfg.resolved_lr, weight_decay=cfg.weight_decay, fused=True)
+        except (RuntimeError, TypeError, ValueError):
+            self.optimizer = opt_cls(params, lr=cfg.resolved_lr, weight_decay=cfg.weight_decay)
         self.eval = SanityEval(cfg.eval_task, clip, cfg.eval_template) if cfg.eval_task else None
         self.step_module = _make_step_module(self)
         self.runner = self.step_module
@@ -917,7 +924,7 @@ class Trainer:
             return 0, 0, None
         state = load_state_dict_safely(ckpt)
         self.model.load_state_dict({k: v.to(self.device) for k, v in state.items()})
-        train_state = _load_training_state(ckpt, self.optimizer, self.device)
+        train_state = _load_training_state(ckpt, self.optimizer)
         if train_state.get("world_size", 1) != self.dist.world_size:
             self.warn(f"resuming a run started on {train_state.get('world_size')} process(es) on "
                       f"{self.dist.world_size}; the result will differ slightly from an uninterrupted run")
