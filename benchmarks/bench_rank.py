@@ -13,7 +13,7 @@ Measured side by side in one run:
              O(N log N) pairwise scores.
   all-pairs  every ordered pair's score (g_i - g_j) . f(T), each image ranked by its wins: N^2 pairwise scores.
              By default timed on --all-pairs-n images and scaled by (N / n)^2 (the work is exactly quadratic).
-All three orders are checked to agree.
+All three orders are checked to agree (up to ties within float32 rounding).
 """
 
 from __future__ import annotations
@@ -91,10 +91,15 @@ def main() -> None:
     pairs_measured_s = time.perf_counter() - start
     pairs_s = pairs_measured_s * (args.n / n_pairs) ** 2
 
+    # Orders agree when they list the same scores (in float64) in the same sequence: float32 rounding may swap
+    # images whose scores differ by less than 1e-6, which is a tie, not a disagreement.
+    exact = g.astype(np.float64) @ t.astype(np.float64)
     sub_order = order_by_scores(attribute_scores(sub, t))
     agree = {
-        "cmp-sort": bool(np.array_equal(np.asarray(cmp_order), order)),
-        "all-pairs": bool(np.array_equal(np.argsort(-wins, kind="stable"), sub_order)),
+        "cmp-sort": bool(np.allclose(exact[np.asarray(cmp_order)], exact[order], atol=1e-6)),
+        "all-pairs": bool(np.allclose(exact[:n_pairs][np.argsort(-wins, kind="stable")], exact[:n_pairs][sub_order],
+                                      atol=1e-6)),
+        "exactly equal orders": bool(np.array_equal(np.asarray(cmp_order), order)),
     }
     result = {
         "n": args.n, "dim": int(dim), "model": args.model, "text": query.text,
