@@ -326,58 +326,72 @@ def default_world_dir() -> Path:
 
 
 # Oracle difference texts, written from the known attributes (the `template` LLM backend and training tests use
-# them). Their wording deliberately differs from the benchmark task files and from the captions.
+# them). Like an LLM's answers they vary their words (bigger/larger, object/shape, picture/image) and their
+# sentence shapes; none of them is a benchmark task sentence (tests/test_shapes.py checks it).
+_PICTURE = ["picture", "image", "photo"]
+_THING = ["object", "shape", "figure"]
+_BIGGER = ["bigger", "larger", "greater in size"]
+_SMALLER = ["smaller", "tinier", "less large"]
 _SIZE_DIFF = [
-    "the object in the first picture is {cmp} than the one in the second picture",
-    "the first picture has a {cmp} object and the second picture a {opp} one",
-    "compared with the second picture, the first picture's object is {cmp}",
+    "the {thing} in the first {pic} is {cmp} than the one in the second {pic}",
+    "the first {pic} has a {cmp} {thing} and the second {pic} a {opp} one",
+    "compared with the second {pic}, the first {pic}'s {thing} is {cmp}",
+    "the first {pic} holds a {cmp} {thing} than the second {pic} does",
+    "in the first {pic} the {thing} is {cmp}, in the second {pic} it is {opp}",
+    "the {thing} of the second {pic} is {opp} than that of the first {pic}",
 ]
 _COLOUR_DIFF = [
-    "the first object is {a} whereas the second object is {b}",
-    "in the first picture the object is {a}, in the second picture it is {b}",
-    "the first picture shows {a} and the second picture shows {b}",
+    "the first {thing} is {a} whereas the second {thing} is {b}",
+    "in the first {pic} the {thing} is {a}, in the second {pic} it is {b}",
+    "the first {pic} shows {a} and the second {pic} shows {b}",
+    "the {thing} in the first {pic} is coloured {a} but in the second {pic} it is {b}",
+    "a {a} {thing} appears in the first {pic} and a {b} {thing} in the second",
+    "the second {pic} is {b} where the first {pic} is {a}",
 ]
 _SHAPE_DIFF = [
-    "the first picture has a {a} while the second picture has a {b}",
-    "a {a} appears in the first picture and a {b} in the second",
-    "the first object is a {a}, the second object is a {b}",
+    "the first {pic} has a {a} while the second {pic} has a {b}",
+    "a {a} appears in the first {pic} and a {b} in the second",
+    "the first {thing} is a {a}, the second {thing} is a {b}",
+    "the first {pic} shows a {a} instead of the {b} of the second {pic}",
 ]
 _COUNT_DIFF = [
-    "the first picture holds {a} while the second picture holds {b}",
-    "there are {a} in the first picture but {b} in the second",
+    "the first {pic} holds {a} while the second {pic} holds {b}",
+    "the first {pic} has {a} but the second has {b}",
 ]
 _NUMBER = {1: "one shape", 2: "two shapes"}
 
 
-def _size_comparison(a: str, b: str) -> tuple[str, str] | None:
+def _size_comparison(a: str, b: str, rng: random.Random) -> tuple[str, str] | None:
     if SIZE_ORDER[a] == SIZE_ORDER[b]:
         return None
-    return ("bigger", "smaller") if SIZE_ORDER[a] > SIZE_ORDER[b] else ("smaller", "bigger")
+    bigger, smaller = rng.choice(_BIGGER), rng.choice(_SMALLER)
+    return (bigger, smaller) if SIZE_ORDER[a] > SIZE_ORDER[b] else (smaller, bigger)
 
 
 def describe_difference(a: dict, b: dict, rng: random.Random) -> str:
     """One sentence on how the image with attributes `a` differs visually from the one with `b`."""
     parts = []
+    pic, thing = rng.choice(_PICTURE), rng.choice(_THING)
     if a.get("count") != b.get("count"):
-        parts.append(rng.choice(_COUNT_DIFF).format(a=_NUMBER[a["count"]], b=_NUMBER[b["count"]]))
+        parts.append(rng.choice(_COUNT_DIFF).format(a=_NUMBER[a["count"]], b=_NUMBER[b["count"]], pic=pic))
     oa, ob = a["objects"][0], b["objects"][0]
     if a.get("count") == 2 and b.get("count") == 2:
         # Compare the left objects, then the right ones.
         for side, (x, y) in zip(("left", "right"), zip(a["objects"], b["objects"], strict=True), strict=True):
             if x["colour"] != y["colour"]:
-                parts.append(f"the {side} object is {x['colour']} in the first picture and {y['colour']} in the second")
+                parts.append(f"the {side} {thing} is {x['colour']} in the first {pic} and {y['colour']} in the second")
             if x["shape"] != y["shape"]:
-                parts.append(f"on the {side} the first picture has a {x['shape']} and the second a {y['shape']}")
+                parts.append(f"on the {side} the first {pic} has a {x['shape']} and the second a {y['shape']}")
     else:
-        size = _size_comparison(oa["size"], ob["size"])
+        size = _size_comparison(oa["size"], ob["size"], rng)
         if size:
-            parts.append(rng.choice(_SIZE_DIFF).format(cmp=size[0], opp=size[1]))
+            parts.append(rng.choice(_SIZE_DIFF).format(cmp=size[0], opp=size[1], pic=pic, thing=thing))
         if oa["colour"] != ob["colour"]:
-            parts.append(rng.choice(_COLOUR_DIFF).format(a=oa["colour"], b=ob["colour"]))
+            parts.append(rng.choice(_COLOUR_DIFF).format(a=oa["colour"], b=ob["colour"], pic=pic, thing=thing))
         if oa["shape"] != ob["shape"]:
-            parts.append(rng.choice(_SHAPE_DIFF).format(a=oa["shape"], b=ob["shape"]))
+            parts.append(rng.choice(_SHAPE_DIFF).format(a=oa["shape"], b=ob["shape"], pic=pic, thing=thing))
     if not parts:
-        return "both pictures show the same kind of object, with no clear visual difference"
+        return f"both {pic}s show the same kind of {thing}, with no clear visual difference"
     rng.shuffle(parts)
     text = "; ".join(parts)
     return text[0].upper() + text[1:] + "."
