@@ -137,6 +137,8 @@ class TrainConfig:
             (self.objective != Objective.pc or self.comparatives,
              "objective pc needs comparatives (a JSONL from `pcclip generate` / `pcclip filter`)"),
             (bool(self.captions), "captions is required: the captions.jsonl of the images"),
+            (self.objective == Objective.pc or not self.comparatives,
+             "comparatives are read by objective pc only; drop them for objective caption"),
             ("{label}" in self.eval_template, "eval_template must contain {label}"),
         ]
         for ok, message in checks:
@@ -767,9 +769,9 @@ class Trainer:
         loss_cfg = cfg.loss_config()
         steps_per_epoch = len(self.batches(0))
         total_steps = steps_per_epoch * cfg.epochs
-        start_epoch, global_step, resumed_from = 0, 0, None
+        start_epoch, global_step, resumed_from, last = 0, 0, None, {}
         if self.resume:
-            start_epoch, global_step, resumed_from = self._restore()
+            start_epoch, global_step, resumed_from, last = self._restore()
         elif dist_info.main:
             self._write_run_files()
         dist_info.barrier()
@@ -777,7 +779,7 @@ class Trainer:
         if self.image_frozen:
             self.model.visual.eval()
         metrics_fh = open(self.out / METRICS_FILE, "a", encoding="utf-8") if dist_info.main else None  # noqa: SIM115
-        t_start, last = time.perf_counter(), {}
+        t_start = time.perf_counter()
         try:
             for epoch in range(start_epoch, cfg.epochs):
                 t_epoch, losses, seen = time.perf_counter(), [], 0
@@ -893,7 +895,7 @@ class Trainer:
                             image_fingerprint=self._image_fp())
             _save_training_state(tmp, self.optimizer, {"epoch": epoch, "global_step": steps,
                                                        "base_fingerprint": self.base_fingerprint,
-                                                       "world_size": self.dist.world_size})
+                                                       "world_size": self.dist.world_size, "metrics": metrics})
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)  # a directory rename: the checkpoint appears whole or not at all
@@ -904,7 +906,7 @@ class Trainer:
         for old in done[: -self.cfg.keep_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
 
-    def _restore(self) -> tuple[int, int, Path | None]:
+    def _restore(self) -> tuple[int, int, Path | None, dict]:
         from .models import load_state_dict_safely
 
         saved = saved_config(self.out)
@@ -921,7 +923,7 @@ class Trainer:
             self.warn(f"{self.out} has no complete epoch checkpoint yet; starting the run from the beginning")
             if self.dist.main:
                 (self.out / METRICS_FILE).unlink(missing_ok=True)
-            return 0, 0, None
+            return 0, 0, None, {}
         state = load_state_dict_safely(ckpt)
         self.model.load_state_dict({k: v.to(self.device) for k, v in state.items()})
         train_state = _load_training_state(ckpt, self.optimizer)
@@ -931,7 +933,9 @@ class Trainer:
         epoch = int(train_state["epoch"])
         if self.dist.main:
             self._trim_metrics(epoch)
-        return epoch, int(train_state["global_step"]), ckpt
+            for stale in (self.out / CHECKPOINTS_DIR).glob(".epoch-*"):  # a save cut short by the kill
+                shutil.rmtree(stale, ignore_errors=True)
+        return epoch, int(train_state["global_step"]), ckpt, train_state.get("metrics") or {}
 
     def _trim_metrics(self, epoch: int):
         """Drop the records of the epoch that was cut short, so metrics.jsonl reads like one clean run."""
@@ -957,9 +961,7 @@ class Trainer:
             model = self._averaged_copy(self.cfg.weight_average)
             meta["weight_average"] = {"alpha": self.cfg.weight_average, "base": meta["base"],
                                       "finetuned": str(latest_checkpoint(self.out) or "")}
-        save_checkpoint(model, self.out, arch=self.clip.arch, meta=meta,
-                        image_fingerprint=self._image_fp() if self.cfg.weight_average is None or self.image_frozen
-                        else None)
+        save_checkpoint(model, self.out, arch=self.clip.arch, meta=meta, image_fingerprint=self._image_fp())
 
     def _averaged_copy(self, alpha: float):
         import copy

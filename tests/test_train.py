@@ -256,9 +256,16 @@ def test_bad_inputs(cli, world, pairs, tmp_path, case):
     assert expect in res.error_lines()[0]
 
 
-def test_resume_refuses_a_different_model(cli, world, pairs, tmp_path):
+def test_resume_extends_a_run_and_refuses_a_different_model(cli, world, pairs, tmp_path):
     out = tmp_path / "run"
-    train(_cfg(world, pairs, out, epochs=1))
+    first = train(_cfg(world, pairs, out, epochs=1))
+    res = cli("train", "--resume", out, "--epochs", "2", "--json")
+    assert res.code == 0, res.stderr
+    doc = res.json()
+    assert doc["steps"] == 2 * first.steps and doc["resumed_from"].endswith("epoch-0001")
+    assert read_checkpoint_meta(out)["training"]["epochs_done"] == 2
+    res = cli("train", "--resume", out, "--lr", "0.5")
+    assert res.code == 1 and "lr = 0.001" in res.error_lines()[0]
     res = cli("train", "--resume", out, "--model", "pcclip-tiny")
     assert res.code == 1 and "different model" in res.error_lines()[0]
     res = cli("train", "--resume", tmp_path / "nowhere")
@@ -291,3 +298,5 @@ def test_config_validation_messages(world, pairs, tmp_path):
         _cfg(world, pairs, tmp_path, scope="both", reference_params=True)
     with pytest.raises(PcclipError, match="weight_average"):
         _cfg(world, pairs, tmp_path, weight_average=1.5)
+    with pytest.raises(PcclipError, match="objective pc only"):
+        _cfg(world, pairs, tmp_path, objective="caption")
