@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .errors import DataError
 
+SE_SUFFIXES = ("_se", "/se")
 # Training settings worth a column when they vary between runs.
 TRAINING_SETTINGS = ("objective", "loss", "scope", "rank_weights", "no_base_loss", "lr", "epochs", "seed",
                      "temperature", "batch_size", "llm")
@@ -73,8 +74,9 @@ def read_result(path: Path) -> RunResult:
     _flatten("", doc.get("summary", doc.get("metrics", {})), flat)
     if not flat:
         raise DataError(f"result file {path} has no `summary` metrics; write it with `pcclip eval --json`")
-    metrics = {k: v for k, v in flat.items() if not k.endswith("_se")}
-    errors = {k[: -len("_se")]: v for k, v in flat.items() if k.endswith("_se")}
+    # A standard error is reported as `<metric>_se` or `<metric>/se` (pcclip eval's summary).
+    metrics = {k: v for k, v in flat.items() if not k.endswith(SE_SUFFIXES)}
+    errors = {k[:-3]: v for k, v in flat.items() if k.endswith(SE_SUFFIXES)}
     return RunResult(Path(path), {k: _plain(v) for k, v in settings.items()}, metrics, errors)
 
 

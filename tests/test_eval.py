@@ -47,13 +47,21 @@ def test_suite_has_every_evaluation(suite, world):
 
 def test_suite_is_reproducible_and_tables_go_to_stderr(cli, suite, world, tmp_path):
     out = tmp_path / "suite.json"
-    r = cli("eval", "--world", world, *ARGS, "--out", out)
+    r = cli("eval", "--world", world, *ARGS, "--out", out, "--tag", "scope=text", "--tag", "llm=template")
     assert r.code == 0 and r.stdout == ""
     assert "difference-based classification" in r.stderr and "comparison distances" in r.stderr
     import json
 
     again = json.loads(out.read_text())
     assert again["summary"] == suite["summary"] and again["settings"]["seed"] == 0
+    assert again["tags"] == {"scope": "text", "llm": "template"}
+    # The saved result is what `pcclip report` reads: tags become the arm, /se keys its error bars.
+    from pcclip_cli.reporting import read_result
+
+    run = read_result(out)
+    assert run.settings["scope"] == "text"
+    assert run.errors["rank/shapes-size"] == suite["summary"]["rank/shapes-size/se"]
+    assert "rank/shapes-size/se" not in run.metrics
 
 
 def test_not_a_world_is_a_clean_error(run_pcclip, tmp_path):
@@ -70,6 +78,7 @@ def test_paper_suite_without_datasets_says_what_it_looked_for(cli, tmp_path):
 
 @pytest.mark.parametrize("args, fragment", [
     (["--alpha", "2"], "--alpha"),
+    (["--tag", "novalue"], "--tag"),
     (["--keep", "5", "--descriptions", "3"], "--keep"),
     (["--pairs", "0"], "--pairs"),
 ])

@@ -32,6 +32,9 @@ def command(
     descriptions: Annotated[int, typer.Option(help="Shapes: candidate descriptions per class.")] = 4,
     keep: Annotated[int, typer.Option(help="Shapes: descriptions kept per class by the selection.")] = 2,
     out: Annotated[Path | None, typer.Option(help="Also write the JSON document to this file.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(
+        help="KEY=VALUE recorded under `tags` in the result (repeatable); `pcclip report` uses tags as the "
+             "settings of an ablation arm.")] = None,
     json_out: JsonOption = False,
 ):
     """Run rank, classify (zero-shot, comparative, descriptions) and distance for MODEL; one JSON with every number."""
@@ -41,8 +44,11 @@ def command(
     opts = SuiteOptions(suite=suite, world=str(world) if world else None, data_root=str(data_root) if data_root
                         else None, tasks_dir=str(tasks) if tasks else None, seeds=seeds, pairs=pairs, seed=seed,
                         alpha=alpha, top_k=top_k, llm=llm, descriptions=descriptions, keep=keep)
+    tags = parse_tags(tag or [])
     with progress_bar("evaluating", enabled=not json_out) as bar:
         result = run_suite(model, opts, progress=bar, warn=warn)
+    if tags:
+        result["tags"] = tags
     if out:
         write_json_atomic(out, result)
     if json_out:
@@ -51,6 +57,18 @@ def command(
         render(result)
         if out:
             err.print(f"wrote {out}")
+
+
+def parse_tags(pairs: list[str]) -> dict:
+    from ..errors import PcclipError
+
+    tags = {}
+    for item in pairs:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise PcclipError(f"--tag {item!r} is not KEY=VALUE; e.g. --tag scope=text")
+        tags[key.strip()] = value.strip()
+    return tags
 
 
 def render(result: dict) -> None:
