@@ -21,19 +21,15 @@ SIZES = ["large", "small"]
 
 
 def has_attribute(meta: dict, word: str) -> bool:
-    objects = (meta.get("attributes") or {}).get("objects") or []
-    field = "size" if word in SIZES else "colour"
-    return bool(objects) and all(o.get(field) == word for o in objects)
+    from pcclip_cli.shapes import image_has
+
+    return image_has(meta.get("attributes") or {}, word)
 
 
 def attribute_precision(index, clip, words: list[str], k: int = 10) -> dict[str, float]:
-    """Precision@k of the attribute query for each word, one batched search over an already loaded index."""
-    from pcclip_cli.attributes import expand_attribute
-    from pcclip_cli.retrieval import search
+    from pcclip_cli.retrieval import attribute_precision as precision
 
-    queries = clip.encode_texts([expand_attribute(w).text for w in words])
-    return {w: sum(has_attribute(h.meta, w) for h in hits) / k
-            for w, hits in zip(words, search(index, queries, k), strict=True)}
+    return precision(index, clip, words, k, relevant=has_attribute)
 
 
 def base_rates(index, words: list[str]) -> dict[str, float]:

@@ -664,3 +664,22 @@ def retrieve(index_dir: str | Path, query: Query, *, k: int = 10, model: str | N
         "query": info,
         "results": [h.to_dict() for h in hits],
     }
+
+
+def attribute_precision(index: LoadedIndex, clip, words: list[str], k: int = 10, relevant=None) -> dict[str, float]:
+    """Precision@k of `--attribute WORD` queries, one batched search over a loaded index.
+
+    `relevant(meta, word)` says whether a hit has the attribute; by default a shapes-world image has it when
+    every object in it does (comparatives such as "larger" count the base word "large").
+    """
+    from .attributes import expand_attribute
+    from .shapes import image_has
+
+    def default(meta, word):
+        base = {"larger": "large", "bigger": "large", "smaller": "small"}.get(word, word)
+        return image_has(meta.get("attributes") or {}, base)
+
+    relevant = relevant or default
+    queries = clip.encode_texts([expand_attribute(w).text for w in words])
+    return {w: sum(bool(relevant(h.meta, w)) for h in hits) / k
+            for w, hits in zip(words, search(index, queries, k), strict=True)}

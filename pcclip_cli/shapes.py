@@ -310,6 +310,13 @@ def build_world(out: str | Path, cfg: WorldConfig | None = None, *, force: bool 
     return {**summary, "reused": False, "path": str(out)}
 
 
+def image_has(attributes: dict, word: str) -> bool:
+    """Whether an image shows an attribute value (a colour or a size) on every object it holds."""
+    objects = (attributes or {}).get("objects") or []
+    field = "size" if word in SIZES else "colour"
+    return bool(objects) and all(o.get(field) == word for o in objects)
+
+
 def load_world(path: str | Path) -> tuple[Path, list[dict]]:
     """Read a world's captions.jsonl (or a captions file directly); returns (root, records)."""
     path = Path(path)
