@@ -4,7 +4,8 @@ difference-benchmark accuracy of the shapes base model?
 Writes oracle comparatives for random ordered pairs of the world's train images (texts from the known
 attributes, shapes.describe_difference), finetunes the base model's text tower on them (`--scope text`, image
 embeddings from the shared cache), and prints, before and after, on the test split:
-  difference accuracy  P[(g(a) - g(b)) . f(T) > 0] over all (a, b) of each groups task (size, colour)
+  difference accuracy  P[(g(a) - g(b)) . f(T) > 0] over all (a, b) of each groups task (size, colour), and
+                       of the size task reworded with "bigger" (see size_variant)
   zero-shot accuracy   of the class manifests (shape, colour, size), to show nothing collapsed
 
     .venv/bin/python benchmarks/exp_pc_shapes.py [--base shapes-clip] [--pairs 20000] [--epochs 5] ...
@@ -23,10 +24,25 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def scores(clip, world: Path) -> dict:
+BIGGER = "The first image contains a bigger object, while the second contains a smaller object."
+
+
+def size_variant(world: Path, tmp: Path) -> Path:
+    """tasks/size.toml with "bigger" for "larger": a model trained from scratch on the shapes captions has never
+    seen the token "larger" (the captions say large/big/huge, the oracle texts bigger/smaller)."""
+    text = (world / "tasks" / "size.toml").read_text(encoding="utf-8")
+    text = text.replace('manifest = "../captions.jsonl"', f'manifest = "{world / "captions.jsonl"}"')
+    text = text.replace("a larger object", "a bigger object")
+    path = tmp / "size_bigger.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def scores(clip, world: Path, tmp: Path) -> dict:
     from pcclip_cli.training import difference_accuracy, zero_shot_scores
 
     out = {f"diff/{t}": round(difference_accuracy(clip, world / "tasks" / f"{t}.toml"), 4) for t in ("size", "colour")}
+    out["diff/size (bigger)"] = round(difference_accuracy(clip, size_variant(world, tmp)), 4)
     out.update({f"zero_shot/{k}": v for k, v in zero_shot_scores(clip, world, ("shape", "colour", "size")).items()})
     return out
 
@@ -59,14 +75,14 @@ def main() -> None:
     tmp = Path(args.out or tempfile.mkdtemp(prefix="exp-pc-shapes-"))
     pairs = tmp / "oracle_pairs.jsonl"
     oracle_comparatives(world, pairs, pairs=args.pairs, split="train", seed=args.seed)
-    before = scores(base, world)
+    before = scores(base, world, tmp)
     t0 = time.perf_counter()
     result = train(TrainConfig(model=args.base, comparatives=str(pairs), captions=str(world / "captions.jsonl"),
                                split="train", out=str(tmp / "pc"), scope=args.scope, lr=args.lr,
                                temperature=args.temperature, epochs=args.epochs, batch_size=args.batch_size,
                                seed=args.seed, save_every=args.epochs))
     seconds = time.perf_counter() - t0
-    after = scores(load_clip(str(tmp / "pc"), "cpu"), world)
+    after = scores(load_clip(str(tmp / "pc"), "cpu"), world, tmp)
     report = {"base": args.base, "world": str(world), "settings": vars(args), "train_seconds": round(seconds, 1),
               "final_loss": result.metrics.get("loss"), "before": before, "after": after,
               "checkpoint": str(tmp / "pc")}

@@ -1101,6 +1101,17 @@ class ShapesRecipe:
         """A stand-in that trains in seconds: pcclip-micro on the 60-image test world."""
         return cls(images=60, arch="pcclip-micro", epochs=40, batch_size=16, lr=2e-3, warmup_steps=10)
 
+    def command(self, world: str = "$PCCLIP_HOME/worlds/shapes-default", out: str = "shapes-clip-run") -> str:
+        """The shell commands that reproduce this recipe's model (docs/training.md quotes them)."""
+        cfg = self.train_config(Path(world) / "captions.jsonl", Path(out))
+        flags = []
+        for key in ("objective", "init", "model", "scope", "captions", "split", "optimizer", "lr", "weight_decay",
+                    "schedule", "warmup_steps", "epochs", "batch_size", "seed", "out"):
+            value = getattr(cfg, key)
+            flags.append(f"--{key.replace('_', '-')} {getattr(value, 'value', value)}")
+        return (f"pcclip data shapes {world} --images {self.images} --seed {self.seed}\n"
+                "pcclip train " + " \\\n    ".join(flags))
+
     def train_config(self, captions: Path, out: Path) -> TrainConfig:
         return TrainConfig(model=self.arch, out=str(out), objective=Objective.caption, captions=str(captions),
                            split="train", scope=Scope.both, init=Init.random, optimizer=OptimizerKind.adamw,
