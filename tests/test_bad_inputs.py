@@ -78,7 +78,7 @@ def w_pickle_checkpoint(d, a):
     meta = json.loads((a["ckpt"] / "pcclip.json").read_text())
     meta.pop("weights_bytes", None)
     (ck / "pcclip.json").write_text(json.dumps(meta))
-    (ck / "model.pt").write_bytes(pickle.dumps({"state_dict": _Exploit()}))
+    (ck / "model.pt").write_bytes(pickle.dumps({"state_dict": _Exploit()}, protocol=2))
 
 
 def w_wrong_arch(d, a):

@@ -168,8 +168,8 @@ def _smollm2_generate(world, tmp_path, pairs: int, kills: int, seed: int):
 
 
 def test_smollm2_generate_survives_kills(world, tmp_path):
-    stats = _smollm2_generate(world, tmp_path, pairs=6, kills=4, seed=SEED)
-    assert stats["landed"] >= 3, (stats, SEED)
+    stats = _smollm2_generate(world, tmp_path, pairs=6, kills=3, seed=SEED)
+    assert stats["landed"] >= 2, (stats, SEED)
 
 
 @pytest.mark.slow
