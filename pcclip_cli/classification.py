@@ -11,6 +11,8 @@ from .io import read_jsonl
 from .tasks import Dataset, LabeledImage, display_name, load_dataset
 
 DEFAULT_TEMPLATE = "This is a photo of a {}."
+TOP_KS = (1, 3, 5)
+PROBE_SOLVER = "multinomial logistic regression, L2 penalty ||W||^2/(2C), full-batch torch L-BFGS"
 
 
 class DescriptionMode(str, enum.Enum):
@@ -34,6 +36,10 @@ class ClassifyOptions:
     score_split: str = "train"  # where descriptions are scored: never the evaluation split
     confused_out: str | None = None  # write the top-k confused pairs here (read by `generate --kind classes`)
     save_comparatives: str | None = None  # with auto: keep the generated comparatives
+    linear_probe: bool = False  # also fit a logistic-regression probe on frozen image embeddings
+    probe_split: str = "train"  # the probe learns from this split; a seeded part of it chooses C
+    probe_val_fraction: float = 0.25  # share of each class's probe_split images that chooses C
+    probe_seed: int = 0
 
     def __post_init__(self):
         if self.template.count("{}") != 1:
@@ -56,6 +62,11 @@ class ClassifyOptions:
         if self.split is not None and self.split == self.score_split and self.select_descriptions:
             raise PcclipError(f"--score-split {self.score_split} is also the evaluation split; scoring descriptions "
                               "on the images they are evaluated on leaks labels; choose another split")
+        if not 0.0 < self.probe_val_fraction < 1.0:
+            raise PcclipError(f"--probe-val-fraction must be between 0 and 1, got {self.probe_val_fraction}")
+        if self.linear_probe and self.split is not None and self.split == self.probe_split:
+            raise PcclipError(f"--probe-split {self.probe_split} is also the evaluation split; the probe would be "
+                              "tested on the images it learnt from; choose another split")
 
 
 class ClassNames:
@@ -178,6 +189,8 @@ def classify(model, dataset: str | Path | Dataset, options: ClassifyOptions | No
     desc = read_class_records(opts.descriptions, "descriptions", names) if opts.descriptions else None
     file_records = (read_class_records(opts.comparative, "classes", names)
                     if opts.comparative and opts.comparative != "auto" else None)
+    probe_plan = (plan_probe(ds, names, split, opts.probe_split, opts.probe_val_fraction, opts.probe_seed)
+                  if opts.linear_probe else None)
     clip = clip_for(model)
     images = _embed(clip, ds, eval_items, progress, warn)
     true = np.array([names.index[it.label] for it in eval_items])
@@ -208,7 +221,10 @@ def classify(model, dataset: str | Path | Dataset, options: ClassifyOptions | No
     pred = predict(images, base)
     cm = confusion_matrix(true, pred, len(names.classes))
     result["prompts"] = prompt_kind
-    result["zero_shot"] = {**_scores(true, pred, names, cm, opts.top_k), "confusion": cm.tolist()}
+    result["zero_shot"] = {**_scores(true, pred, names, cm, opts.top_k), "confusion": cm.tolist(),
+                           "topk": zero_shot_topk(images, base, true)}
+    if probe_plan is not None:
+        result["linear_probe"] = run_probe(clip, ds, probe_plan, eval_items, images, progress=progress, warn=warn)
     if opts.confused_out:
         _write_confused(opts.confused_out, result["zero_shot"]["top_confused"], ds.source, clip.spec)
         result["confused_file"] = str(opts.confused_out)
@@ -257,6 +273,87 @@ def classify(model, dataset: str | Path | Dataset, options: ClassifyOptions | No
         if before["touched_accuracy"] is not None:
             result["comparative"]["touched_gain"] = after_acc["touched_accuracy"] - before["touched_accuracy"]
     return result
+
+
+def zero_shot_topk(images, class_emb, true, ks=TOP_KS) -> dict:
+    """Top-k accuracy of the zero-shot logits (image embeddings . class prompt embeddings); k at or above the
+    number of classes is 1.0 by definition. Top-1 equals `predict`'s accuracy (same float64 logits, first
+    maximum wins on ties)."""
+    import numpy as np
+
+    from .metrics import topk_accuracy
+
+    logits = np.asarray(images, np.float64) @ np.asarray(class_emb, np.float64).T
+    return topk_accuracy(logits, true, ks)
+
+
+@dataclass
+class ProbePlan:
+    """Which images the linear probe fits on, chooses C on, and is tested on (decided before any embedding)."""
+
+    fit: list[LabeledImage]
+    val: list[LabeledImage]
+    train_split: str
+    test_split: str | None
+    val_fraction: float
+    seed: int
+
+
+def plan_probe(ds: Dataset, names: ClassNames, test_split: str | None, train_split: str = "train",
+               val_fraction: float = 0.25, seed: int = 0) -> ProbePlan:
+    """Split `train_split` (seeded, stratified by class) into the probe's fit and validation parts; a dataset
+    without that split, or too small to hold out a validation part, is a DataError."""
+    from .metrics import holdout_split
+
+    if train_split not in ds.splits:
+        have = ", ".join(ds.splits) or "none"
+        raise DataError(f"the linear probe learns from a training split, but dataset {ds.source} has no split "
+                        f"{train_split!r} (its splits: {have}); pass --probe-split or drop --linear-probe")
+    if train_split == test_split:
+        raise PcclipError(f"the linear probe's split {train_split!r} is also the evaluation split; choose another")
+    train = _labelled(ds.in_split(train_split), names)
+    fit_idx, val_idx = holdout_split([it.label for it in train], val_fraction, seed)
+    fit, val = [train[i] for i in fit_idx], [train[i] for i in val_idx]
+    if len({it.label for it in fit}) < 2 or not val:
+        raise DataError(f"split {train_split!r} of {ds.source} has {len(train)} labelled images: too few for a "
+                        f"linear probe with a {val_fraction:.0%} validation part (it needs two classes and at "
+                        "least one class with two or more images)")
+    return ProbePlan(fit, val, train_split, test_split, val_fraction, seed)
+
+
+def run_probe(clip, ds: Dataset, plan: ProbePlan, test_items: list[LabeledImage], test_vectors=None, *,
+              progress=None, warn=None) -> dict:
+    """Fit the linear probe of `plan` on frozen image embeddings and score it on `test_items`."""
+    from .metrics import linear_probe
+
+    if test_vectors is None:
+        test_vectors = _embed(clip, ds, test_items, progress, warn)
+    train_vectors = _embed(clip, ds, plan.fit + plan.val, progress, warn)
+    n = len(plan.fit)
+    res = linear_probe(train_vectors[:n], [it.label for it in plan.fit], train_vectors[n:],
+                       [it.label for it in plan.val], test_vectors, [it.label for it in test_items],
+                       seed=plan.seed)
+    return {"top1": res.top1, "C": res.C, "val_top1": res.val_top1, "Cs": list(res.Cs), "classes": res.classes,
+            "train_split": plan.train_split, "test_split": plan.test_split,
+            # C is chosen on the validation part; the final probe is refit on all of train_split.
+            "validation": f"seeded stratified {plan.val_fraction:.0%} of split {plan.train_split!r} (seed {plan.seed})",
+            "fit_images": res.train_size, "val_images": res.val_size, "test_images": res.test_size,
+            "seed": plan.seed, "solver": PROBE_SOLVER}
+
+
+def linear_probe_dataset(model, dataset: str | Path | Dataset, *, split: str | None = "test",
+                         train_split: str = "train", val_fraction: float = 0.25, seed: int = 0,
+                         data_root: str | Path | None = None, progress=None, warn=None) -> dict:
+    """The linear probe alone: fit on `train_split` (C chosen on its seeded validation part), test on `split`."""
+    from .tasks import clip_for
+
+    ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, data_root)
+    names = ClassNames(ds.classes, ds.source)
+    test_items = _labelled(ds.in_split(split), names)
+    if not test_items:
+        raise DataError(f"dataset {ds.source} has no labelled images in split {split!r}")
+    plan = plan_probe(ds, names, split, train_split, val_fraction, seed)
+    return run_probe(clip_for(model), ds, plan, test_items, progress=progress, warn=warn)
 
 
 def _class_acc(cm, i: int) -> float | None:

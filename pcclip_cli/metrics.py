@@ -7,15 +7,18 @@ Definitions (all embeddings L2-normalised first):
   CLIPScore        mean of 2.5 * max(cos(image_i, caption_i), 0)        (Hessel et al. 2021)
   linear probe     multinomial logistic regression on frozen image embeddings (a full-batch torch L-BFGS
                    loop; see _fit_softmax for why not scikit-learn); the inverse regularisation C is chosen
-                   on a validation split, then the probe is refit on train and scored once on test.
+                   on a validation split, then the probe is refit on train + validation with that C and
+                   scored once on test.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 CLIPSCORE_WEIGHT = 2.5
 PROBE_CS = (0.01, 0.1, 1.0, 10.0, 100.0)
+SMALL_PROBE_WORK = 20_000_000  # rows * dims * classes below which the probe runs on one thread
 
 
 def _normalise(x):
@@ -82,9 +85,10 @@ class ProbeResult:
     val_size: int
     test_size: int
     classes: int
+    Cs: tuple = PROBE_CS
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {**self.__dict__, "Cs": list(self.Cs)}
 
 
 def _fit_softmax(x, y, classes: int, C: float, max_iter: int):
@@ -93,6 +97,28 @@ def _fit_softmax(x, y, classes: int, C: float, max_iter: int):
     The same objective scikit-learn's lbfgs solver minimises; benchmarks/bench_probe.py measured this loop
     about 6x faster on shapes-sized data with identical accuracy, so the probe uses it.
     """
+    with _few_threads(len(x) * x.shape[1] * classes):
+        return _fit_softmax_in(x, y, classes, C, max_iter)
+
+
+@contextmanager
+def _few_threads(work: int):
+    """One torch thread for small problems: L-BFGS takes hundreds of tiny steps, and on a busy CPU each step's
+    thread hand-off cost far more than the arithmetic (a shapes-sized probe ran 100x slower on 2 threads)."""
+    import torch
+
+    before = torch.get_num_threads()
+    small = work < SMALL_PROBE_WORK
+    if small:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if small:
+            torch.set_num_threads(before)
+
+
+def _fit_softmax_in(x, y, classes: int, C: float, max_iter: int):
     import torch
 
     xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
@@ -113,15 +139,16 @@ def _fit_softmax(x, y, classes: int, C: float, max_iter: int):
 
 def linear_probe(train_x, train_y, val_x, val_y, test_x, test_y, *, Cs=PROBE_CS, seed: int = 0,
                  max_iter: int = 200) -> ProbeResult:
-    """Logistic-regression probe: pick C on validation, refit on train, report test top-1.
+    """Logistic-regression probe: pick C on validation (fit on train), refit on train + validation with that C,
+    report test top-1.
 
-    Labels may be any hashable values; classes unseen in training count as errors.
+    Labels may be any hashable values; test classes seen in neither train nor validation count as errors.
     """
     import numpy as np
     import torch
 
     torch.manual_seed(seed)  # L-BFGS from zeros is deterministic; the seed guards future stochastic variants
-    names = sorted(set(train_y), key=str)
+    names = sorted(set(train_y) | set(val_y), key=str)
     index = {c: i for i, c in enumerate(names)}
 
     def encode(labels):
@@ -134,6 +161,39 @@ def linear_probe(train_x, train_y, val_x, val_y, test_x, test_y, *, Cs=PROBE_CS,
         predict = _fit_softmax(train_x, ty, len(names), C, max_iter)
         scored.append((float(np.mean(predict(val_x) == vy)), -C, C))
     best_val, _, best_c = max(scored)  # ties go to the stronger regularisation
-    predict = _fit_softmax(train_x, ty, len(names), best_c, max_iter)
+    # The validation images only chose C; the final probe learns from them too.
+    predict = _fit_softmax(np.concatenate([train_x, val_x]), np.concatenate([ty, vy]), len(names), best_c, max_iter)
     top1 = float(np.mean(predict(test_x) == sy))
-    return ProbeResult(top1, best_c, best_val, len(train_x), len(val_x), len(test_x), len(names))
+    return ProbeResult(top1, best_c, best_val, len(train_x), len(val_x), len(test_x), len(names), tuple(Cs))
+
+
+def holdout_split(labels, fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Seeded stratified split of row indices into (fit, validation): each class gives round(fraction * n) of
+    its n rows (rounded half up) to validation, but always keeps at least one for fitting."""
+    import random
+
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+    by_class: dict = {}
+    for i, y in enumerate(labels):
+        by_class.setdefault(y, []).append(i)
+    rng = random.Random(f"pcclip-probe|{seed}")
+    fit, val = [], []
+    for y in sorted(by_class, key=str):
+        rows = by_class[y][:]
+        rng.shuffle(rows)
+        k = min(len(rows) - 1, int(fraction * len(rows) + 0.5))
+        val += rows[:k]
+        fit += rows[k:]
+    return sorted(fit), sorted(val)
+
+
+def caption_metrics(images, captions, weight: float = CLIPSCORE_WEIGHT) -> dict:
+    """Alignment, uniformity (images, texts) and CLIPScore over matched image-caption pairs (row i with row i)."""
+    import numpy as np
+
+    a, b = np.asarray(images), np.asarray(captions)
+    if a.shape != b.shape:
+        raise ValueError(f"images {a.shape} and captions {b.shape} must be matched row for row")
+    return {"pairs": len(a), "alignment": alignment(a, b), "uniformity_image": uniformity(a),
+            "uniformity_text": uniformity(b), "clipscore": clip_score(a, b, weight), "clipscore_weight": weight}

@@ -3,6 +3,8 @@
 The shapes suite needs nothing but the model: it builds (or reuses) the default shapes world and generates its
 comparatives and descriptions with the deterministic `template` LLM. The paper suite runs the task files in
 examples/tasks and the classification datasets that are present under --data-root, skipping the others.
+Both add the embedding metrics of metrics.py: zero-shot top-k, a linear probe, and alignment, uniformity and
+CLIPScore over image-caption pairs.
 """
 
 from __future__ import annotations
@@ -44,11 +46,17 @@ class SuiteOptions:
     llm: str | None = None  # comparatives and descriptions; shapes default "template", paper default none
     descriptions: int = 4  # candidate descriptions generated per class (shapes)
     keep: int = 2  # descriptions kept per class by the EX2-style selection
+    linear_probe: bool | None = None  # default: on for shapes (seconds), off for paper (embeds train splits)
+    probe_val_fraction: float = 0.25  # share of each class's train images that chooses the probe's C
 
     def __post_init__(self):
         from .tasks import check_seeds
 
         self.suite = Suite(self.suite)
+        if self.linear_probe is None:
+            self.linear_probe = self.suite == Suite.shapes
+        if not 0.0 < self.probe_val_fraction < 1.0:
+            raise PcclipError(f"--probe-val-fraction must be between 0 and 1, got {self.probe_val_fraction}")
         check_seeds(self.seeds, self.pairs)
         if not 0.0 <= self.alpha <= 1.0:
             raise PcclipError(f"--alpha must be in [0, 1], got {self.alpha}")
@@ -118,12 +126,14 @@ def _shapes_suite(model, options: SuiteOptions, progress, warn) -> dict:
         classify_results[name], distance = _classify_set(clip, manifest, name, llm, options, progress, warn)
         if distance:
             distances[name] = distance
+    geometry = caption_geometry(clip, root / "captions.jsonl", "test", progress=progress, warn=warn)
     out = {
         "suite": "shapes",
         "model": clip.spec,
         "fingerprint": clip.fingerprint,
         "settings": {"seed": options.seed, "seeds": options.seeds, "pairs": options.pairs, "alpha": options.alpha,
-                     "top_k": options.top_k, "llm": llm, "descriptions": options.descriptions, "keep": options.keep},
+                     "top_k": options.top_k, "llm": llm, "descriptions": options.descriptions, "keep": options.keep,
+                     "linear_probe": options.linear_probe, "probe_val_fraction": options.probe_val_fraction},
         "world": {"path": str(root), "config": world.get("config"), "images": world.get("images"),
                   "splits": world.get("splits")},
         "task_files": _task_hashes(task_paths),
@@ -131,9 +141,43 @@ def _shapes_suite(model, options: SuiteOptions, progress, warn) -> dict:
         "ordering": ordering,
         "classify": classify_results,
         "distance": distances,
+        "geometry": geometry,
     }
     out["summary"] = summarise(out)
     return out
+
+
+def caption_geometry(clip, captions_path: Path, split: str | None, *, progress=None, warn=None) -> dict:
+    """Alignment, uniformity and CLIPScore of the image-caption pairs of a captions file (one split of it)."""
+    from .data import read_captions
+    from .embeddings import embed_images
+    from .metrics import caption_metrics
+
+    records = read_captions(captions_path)
+    if split is not None and any(r.split for r in records):
+        records = [r for r in records if r.split == split]
+    else:
+        split = None  # a captions file without splits (CUB's test-image captions) is used whole
+    if len(records) < 2:
+        return {"captions": str(captions_path), "split": split,
+                "skipped": f"{len(records)} image-caption pair(s) in split {split!r}; the metrics need two or more"}
+    images = embed_images(clip, [r.image for r in records], progress=progress, warn=warn).vectors
+    texts = clip.encode_texts([r.caption for r in records])
+    return {"captions": str(captions_path), "split": split, **caption_metrics(images, texts)}
+
+
+def _probe(clip, ds, options: SuiteOptions, progress, warn) -> dict:
+    """The linear probe on a class set, or the reason it cannot run there."""
+    from .classification import linear_probe_dataset
+
+    try:
+        return linear_probe_dataset(clip, ds, split="test", train_split="train",
+                                    val_fraction=options.probe_val_fraction, seed=options.seed, progress=progress,
+                                    warn=warn)
+    except DataError as exc:
+        if warn:
+            warn(f"linear probe on {ds.source} skipped: {exc}")
+        return {"skipped": str(exc)}
 
 
 def _classify_set(clip, manifest: Path, name: str, llm: str, options: SuiteOptions, progress, warn):
@@ -176,6 +220,8 @@ def _classify_set(clip, manifest: Path, name: str, llm: str, options: SuiteOptio
     # Keep the report short: the chosen texts per class, without every reward.
     selection["selected"] = {c: [d["text"] for d in v] for c, v in selection["selected"].items()}
     result["selection"] = selection
+    if options.linear_probe:
+        result["linear_probe"] = _probe(clip, ds, options, progress, warn)
     records = result["comparative"]["records"]
     distance = distances_for(clip, records, DEFAULT_TEMPLATE) if records else None
     return result, distance
@@ -256,19 +302,29 @@ def _paper_suite(model, options: SuiteOptions, progress, warn) -> dict:
         opts = ClassifyOptions(top_k=options.top_k, alpha=options.alpha,
                                comparative="auto" if options.llm else None, llm=options.llm)
         classify_results[name] = classify(clip, ds, opts, progress=progress, warn=warn)
+        if options.linear_probe:
+            classify_results[name]["linear_probe"] = _probe(clip, ds, options, progress, warn)
         records = (classify_results[name].get("comparative") or {}).get("records")
         if records:
             distances[name] = distances_for(clip, records, DEFAULT_TEMPLATE)
+    cub_captions = Path(options.data_root).expanduser() / "cub" / "captions.jsonl"
+    if cub_captions.exists():
+        geometry = caption_geometry(clip, cub_captions, "test", progress=progress, warn=warn)
+    else:
+        geometry = {"skipped": f"no image-caption pairs: {cub_captions} (the CUB captions of "
+                               "examples/tasks/cub-differences.toml) is absent"}
     out = {
         "suite": "paper",
         "model": clip.spec,
         "fingerprint": clip.fingerprint,
         "settings": {"seed": options.seed, "seeds": options.seeds, "pairs": options.pairs, "alpha": options.alpha,
-                     "top_k": options.top_k, "llm": options.llm, "data_root": str(options.data_root)},
+                     "top_k": options.top_k, "llm": options.llm, "data_root": str(options.data_root),
+                     "linear_probe": options.linear_probe, "probe_val_fraction": options.probe_val_fraction},
         "task_files": _task_hashes(runnable),
         "rank": rank,
         "classify": classify_results,
         "distance": distances,
+        "geometry": geometry,
         "skipped": skipped_tasks + skipped_sets,
     }
     out["summary"] = summarise(out)
@@ -284,7 +340,12 @@ def summarise(result: dict) -> dict:
     for o in result.get("ordering", []):
         s[f"ordering/{o['attribute']}"] = o["concordance"]
     for name, c in result.get("classify", {}).items():
-        s[f"zero_shot/{name}"] = c["zero_shot"]["accuracy"]
+        s[f"zero_shot/{name}"] = c["zero_shot"]["accuracy"]  # top-1
+        for k, v in c["zero_shot"].get("topk", {}).items():
+            if k != "top1":
+                s[f"zero_shot/{name}/{k}"] = v
+        if "top1" in c.get("linear_probe", {}):
+            s[f"linear_probe/{name}"] = c["linear_probe"]["top1"]
         if c.get("comparative") and "skipped" not in c["comparative"]:
             comp = c["comparative"]
             s[f"comparative/{name}/before"] = comp["before"]["accuracy"]
@@ -298,4 +359,9 @@ def summarise(result: dict) -> dict:
     for name, d in result.get("distance", {}).items():
         s[f"distance/{name}/comparison"] = d["mean"]["comparison"]
         s[f"distance/{name}/reverse"] = d["mean"]["reverse"]
+    geometry = result.get("geometry") or {}
+    if "skipped" not in geometry and geometry:
+        for key in ("alignment", "uniformity_image", "uniformity_text"):
+            s[f"geometry/{key}"] = geometry[key]
+        s["clipscore"] = geometry["clipscore"]
     return s

@@ -42,6 +42,11 @@ def test_zero_shot_matches_direct_argmax(cli, micro_clip, colours, tmp_path):
     zs = out["zero_shot"]
     assert out["split"] == "test" and out["images"] == len(true) and out["classes"] == ds.classes
     assert zs["accuracy"] == pytest.approx(float((pred == true).mean()))
+    logits = g.astype(np.float64) @ f.astype(np.float64).T
+    above = (logits > logits[np.arange(len(true)), true][:, None]).sum(axis=1)  # classes ranked above the truth
+    assert zs["topk"] == pytest.approx({f"top{k}": float((above < k).mean()) for k in (1, 3, 5)})
+    assert zs["topk"]["top1"] == zs["accuracy"]
+    assert "linear_probe" not in out
     cm = np.array(zs["confusion"])
     assert cm.sum() == len(true) and np.array_equal(cm.sum(axis=1), np.bincount(true, minlength=len(ds.classes)))
     for i, c in enumerate(ds.classes):
@@ -55,6 +60,26 @@ def test_zero_shot_matches_direct_argmax(cli, micro_clip, colours, tmp_path):
     assert [(w["first"], w["second"], w["confusions"]) for w in written] == \
         [(c["first"], c["second"], c["confusions"]) for c in zs["top_confused"]]
     assert all(w["kind"] == "classes" for w in written)
+
+
+def test_linear_probe_fits_on_train_and_reports_test_top1(cli, micro_clip, colours):
+    from pcclip_cli.metrics import holdout_split, linear_probe
+
+    out = cli("classify", "--dataset", colours, "--model", "pcclip-micro", "--linear-probe", "--json").json()
+    p = out["linear_probe"]
+    ds = load_dataset(colours)
+    train, test = ds.in_split("train"), ds.in_split("test")
+    assert (p["train_split"], p["test_split"], p["seed"]) == ("train", "test", 0)
+    assert p["fit_images"] + p["val_images"] == len(train) and p["test_images"] == len(test)
+    # The same probe from the embeddings directly: the seeded hold-out of train, then metrics.linear_probe.
+    fit, val = holdout_split([it.label for it in train], 0.25, seed=0)
+    gt = embed_images(micro_clip, [it.path for it in train]).vectors
+    gs = embed_images(micro_clip, [it.path for it in test]).vectors
+    ref = linear_probe(gt[fit], [train[i].label for i in fit], gt[val], [train[i].label for i in val], gs,
+                       [it.label for it in test])
+    assert (p["top1"], p["C"], p["val_top1"]) == (ref.top1, ref.C, ref.val_top1)
+    plain = cli("classify", "--dataset", colours, "--model", "pcclip-micro", "--linear-probe")
+    assert "linear probe:" in plain.stderr and "top-3" in plain.stderr
 
 
 def test_confused_file_is_what_generate_reads(cli, colours, tmp_path):
@@ -136,6 +161,8 @@ def test_image_folder_dataset(cli, world, tmp_path):
     out = cli("classify", "--dataset", tmp_path / "data", "--model", "pcclip-micro", "--json").json()
     assert out["split"] is None and out["images"] == 12
     assert out["classes"] == sorted({r["label"] for r in rows[:12]})
+    r = cli("classify", "--dataset", tmp_path / "data", "--model", "pcclip-micro", "--linear-probe")
+    assert r.code == 1 and "has no split 'train'" in r.stderr
 
 
 def test_comparative_naming_an_unknown_class_is_a_clean_error(run_pcclip, colours, tmp_path):
@@ -159,6 +186,8 @@ def test_one_class_dataset_is_refused(cli, world, tmp_path):
     (["--select-descriptions", "2"], "--descriptions FILE"),
     (["--template", "a photo"], "--template must contain"),
     (["--split", "validation"], "no split 'validation'"),
+    (["--linear-probe", "--split", "train"], "also the evaluation split"),
+    (["--linear-probe", "--probe-split", "val"], "no split 'val'"),
 ])
 def test_bad_classify_options(cli, colours, args, fragment):
     r = cli("classify", "--dataset", colours, "--model", "pcclip-micro", *args)

@@ -1,7 +1,10 @@
 """`pcclip eval`: the whole suite on the shapes world in one call, reproducible, and the paper suite's checks."""
 
 import hashlib
+import json
+import math
 
+import numpy as np
 import pytest
 
 from conftest import assert_clean_error
@@ -17,8 +20,6 @@ def suite(world):
 
     result = CliRunner().invoke(app, ["eval", "--world", str(world), *map(str, ARGS), "--json"])
     assert result.exit_code == 0, result.stderr
-    import json
-
     return json.loads(result.stdout)
 
 
@@ -45,12 +46,122 @@ def test_suite_has_every_evaluation(suite, world):
     assert summary["zero_shot/colour"] == suite["classify"]["colour"]["zero_shot"]["accuracy"]
 
 
+NEW_METRICS = ["geometry/alignment", "geometry/uniformity_image", "geometry/uniformity_text", "clipscore",
+               *(f"{kind}/{name}" for kind in ("zero_shot", "linear_probe") for name in ("shape", "colour",
+                                                                                          "colour_shape")),
+               *(f"zero_shot/{name}/{k}" for name in ("shape", "colour", "colour_shape") for k in ("top3", "top5"))]
+
+
+def test_eval_json_has_every_embedding_metric(suite):
+    summary = suite["summary"]
+    missing = [k for k in NEW_METRICS if k not in summary]
+    assert not missing, missing
+    assert all(isinstance(summary[k], float) and math.isfinite(summary[k]) for k in NEW_METRICS)
+    assert suite["settings"]["linear_probe"] is True
+
+
+def test_zero_shot_topk_equals_a_direct_computation(suite, world, micro_clip):
+    from pcclip_cli.embeddings import embed_images
+    from pcclip_cli.tasks import load_dataset
+
+    for name in ("shape", "colour_shape"):
+        ds = load_dataset(world / "classes" / f"{name}.jsonl")
+        items = ds.in_split("test")
+        g = embed_images(micro_clip, [it.path for it in items]).vectors.astype(np.float64)
+        f = micro_clip.encode_texts([f"This is a photo of a {c}." for c in ds.classes]).astype(np.float64)
+        logits = g @ f.T
+        true = np.array([ds.classes.index(it.label) for it in items])
+        # Rank of the true class: how many classes score strictly higher.
+        above = (logits > logits[np.arange(len(true)), true][:, None]).sum(axis=1)
+        zs = suite["classify"][name]["zero_shot"]
+        for k in (1, 3, 5):
+            assert zs["topk"][f"top{k}"] == pytest.approx(float((above < k).mean()))
+        assert zs["topk"]["top1"] == zs["accuracy"] == suite["summary"][f"zero_shot/{name}"]
+        assert suite["summary"][f"zero_shot/{name}/top3"] == zs["topk"]["top3"]
+
+
+def test_geometry_and_clipscore_equal_a_direct_computation(suite, world, micro_clip):
+    from pcclip_cli.embeddings import embed_images
+
+    rows = [json.loads(line) for line in (world / "captions.jsonl").read_text().splitlines()]
+    test = [r for r in rows if r["split"] == "test"]
+    g = embed_images(micro_clip, [world / r["image"] for r in test]).vectors.astype(np.float64)
+    t = micro_clip.encode_texts([r["caption"] for r in test]).astype(np.float64)
+    cos = [float(a @ b) / (np.linalg.norm(a) * np.linalg.norm(b)) for a, b in zip(g, t, strict=True)]
+    geo, summary = suite["geometry"], suite["summary"]
+    assert geo["split"] == "test" and geo["pairs"] == len(test)
+    assert summary["clipscore"] == pytest.approx(sum(2.5 * max(c, 0.0) for c in cos) / len(cos), rel=1e-5)
+    assert summary["geometry/alignment"] == pytest.approx(sum(2 - 2 * c for c in cos) / len(cos), rel=1e-5)
+
+    def uniformity(x):
+        x = x / np.linalg.norm(x, axis=1, keepdims=True)
+        terms = [math.exp(-2 * float(np.sum((x[i] - x[j]) ** 2))) for i in range(len(x)) for j in range(i + 1, len(x))]
+        return math.log(sum(terms) / len(terms))
+
+    assert summary["geometry/uniformity_image"] == pytest.approx(uniformity(g), rel=1e-4, abs=1e-6)
+    assert summary["geometry/uniformity_text"] == pytest.approx(uniformity(t), rel=1e-4, abs=1e-6)
+
+
+def test_linear_probe_names_its_splits(suite, world):
+    from pcclip_cli.tasks import load_dataset
+
+    for name in ("shape", "colour", "colour_shape"):
+        ds = load_dataset(world / "classes" / f"{name}.jsonl")
+        probe = suite["classify"][name]["linear_probe"]
+        assert probe["train_split"] == "train" and probe["test_split"] == "test" and probe["seed"] == 0
+        assert probe["fit_images"] + probe["val_images"] == len(ds.in_split("train"))
+        assert probe["test_images"] == len(ds.in_split("test")) and probe["val_images"] > 0
+        assert probe["C"] in probe["Cs"] and 0.0 <= probe["top1"] <= 1.0
+        assert suite["summary"][f"linear_probe/{name}"] == probe["top1"]
+
+
+def test_paper_suite_gets_topk_probe_and_clipscore_where_the_data_allows(cli, world, tmp_path):
+    # A CUB-layout copy of the world's shape classes (symlinks, so the embedding cache is shared) with captions.
+    rows = [json.loads(line) for line in (world / "classes" / "shape.jsonl").read_text().splitlines()]
+    base = tmp_path / "data" / "CUB_200_2011"
+    names = sorted({r["label"] for r in rows})
+    (base / "images").mkdir(parents=True)
+    (base / "classes.txt").write_text("".join(f"{i} {i:03d}.{c}\n" for i, c in enumerate(names, 1)))
+    images, labels, splits = [], [], []
+    for n, r in enumerate(rows, 1):
+        rel = f"{names.index(r['label']) + 1:03d}.{r['label']}/{n}.png"
+        (base / "images" / rel).parent.mkdir(exist_ok=True)
+        (base / "images" / rel).symlink_to((world / "classes" / r["image"]).resolve())
+        images.append(f"{n} {rel}\n")
+        labels.append(f"{n} {names.index(r['label']) + 1}\n")
+        splits.append(f"{n} {int(r['split'] == 'train')}\n")
+    for fname, lines in (("images.txt", images), ("image_class_labels.txt", labels),
+                         ("train_test_split.txt", splits)):
+        (base / fname).write_text("".join(lines))
+    (tmp_path / "data" / "cub").mkdir()
+    caps = [json.loads(line) for line in (world / "captions.jsonl").read_text().splitlines()][:10]
+    (tmp_path / "data" / "cub" / "captions.jsonl").write_text("".join(
+        json.dumps({"id": c["id"], "image": str(world / c["image"]), "caption": c["caption"]}) + "\n" for c in caps))
+    r = cli("eval", "--suite", "paper", "--data-root", tmp_path / "data", "--model", "pcclip-micro",
+            "--linear-probe", "--seeds", 1, "--pairs", 4, "--json")
+    assert r.code == 0, r.stderr
+    out = r.json()
+    assert set(out["classify"]) == {"cub"} and out["settings"]["linear_probe"] is True
+    assert out["classify"]["cub"]["linear_probe"]["train_split"] == "train"
+    assert out["geometry"]["pairs"] == 10 and out["geometry"]["split"] is None  # CUB captions have no splits
+    for key in ("zero_shot/cub/top3", "zero_shot/cub/top5", "linear_probe/cub", "clipscore", "geometry/alignment"):
+        assert key in out["summary"], key
+
+
+def test_probe_defaults_and_flag():
+    from pcclip_cli.suite import SuiteOptions
+
+    assert SuiteOptions().linear_probe is True
+    assert SuiteOptions(suite="paper", data_root="x").linear_probe is False
+    assert SuiteOptions(linear_probe=False).linear_probe is False
+
+
 def test_suite_is_reproducible_and_tables_go_to_stderr(cli, suite, world, tmp_path):
     out = tmp_path / "suite.json"
     r = cli("eval", "--world", world, *ARGS, "--out", out, "--tag", "scope=text", "--tag", "llm=template")
     assert r.code == 0 and r.stdout == ""
     assert "difference-based classification" in r.stderr and "comparison distances" in r.stderr
-    import json
+    assert "zero-shot top-k and linear probe" in r.stderr and "CLIPScore (w = 2.5)" in r.stderr
 
     again = json.loads(out.read_text())
     assert again["summary"] == suite["summary"] and again["settings"]["seed"] == 0
@@ -81,6 +192,7 @@ def test_paper_suite_without_datasets_says_what_it_looked_for(cli, tmp_path):
     (["--tag", "novalue"], "--tag"),
     (["--keep", "5", "--descriptions", "3"], "--keep"),
     (["--pairs", "0"], "--pairs"),
+    (["--no-linear-probe", "--probe-val-fraction", "1"], "--probe-val-fraction"),
 ])
 def test_bad_suite_options(cli, world, args, fragment):
     r = cli("eval", "--world", world, "--model", "pcclip-micro", *args)

@@ -41,6 +41,12 @@ def command(
              "--score-split (EX2-style), and report the gain over the template.")] = None,
     score_split: Annotated[str, typer.Option(
         help="Held-out split that scores descriptions; never the evaluation split.")] = "train",
+    linear_probe: Annotated[bool, typer.Option(
+        "--linear-probe", help="Also fit a logistic-regression probe on frozen --probe-split image embeddings "
+                               "(C chosen on a seeded held-out part of it) and report its top-1 on --split.")]
+    = False,
+    probe_split: Annotated[str, typer.Option(help="Split the linear probe learns from.")] = "train",
+    probe_seed: Annotated[int, typer.Option(help="Seed of the probe's validation hold-out.")] = 0,
     json_out: JsonOption = False,
 ):
     """Zero-shot classification; optionally comparative prompting (paper Eq. 3) and class descriptions."""
@@ -50,7 +56,8 @@ def command(
                            alpha=alpha, descriptions=str(descriptions) if descriptions else None,
                            description_mode=description_mode, select_descriptions=select_descriptions,
                            score_split=score_split, confused_out=str(confused_out) if confused_out else None,
-                           save_comparatives=str(save_comparatives) if save_comparatives else None)
+                           save_comparatives=str(save_comparatives) if save_comparatives else None,
+                           linear_probe=linear_probe, probe_split=probe_split, probe_seed=probe_seed)
     with progress_bar("embedding images", enabled=not json_out) as bar:
         result = classify(model, dataset, opts, data_root=data_root, progress=bar,
                           warn=warn)
@@ -67,7 +74,14 @@ def render(result: dict, title: str | None = None, per_class: bool = True) -> No
     head = title or f"{result['dataset']} (split {result['split']}, {result['images']} images), model {result['model']}"
     err.print(f"[bold]{head}[/bold]")
     err.print(f"prompts: {result['prompts']}; template: {result['template']!r}")
-    err.print(f"zero-shot accuracy: [bold]{pct(zs['accuracy'])}%[/bold] over {len(result['classes'])} classes")
+    topk = zs.get("topk", {})
+    err.print(f"zero-shot accuracy: [bold]{pct(zs['accuracy'])}%[/bold] over {len(result['classes'])} classes"
+              + "".join(f", top-{k[3:]} {pct(v)}%" for k, v in topk.items() if k != "top1"))
+    if "linear_probe" in result:
+        p = result["linear_probe"]
+        err.print(f"linear probe: [bold]{pct(p['top1'])}%[/bold] top-1 on split {p['test_split']!r} "
+                  f"(C = {p['C']:g} chosen on a {p['validation']}: {pct(p['val_top1'])}%; then refit on all of "
+                  f"split {p['train_split']!r})")
     if per_class and len(result["classes"]) <= 40:
         table = Table(title="per class", title_justify="left")
         table.add_column("class")

@@ -31,19 +31,41 @@ def command(
              "comparative prompting).")] = None,
     descriptions: Annotated[int, typer.Option(help="Shapes: candidate descriptions per class.")] = 4,
     keep: Annotated[int, typer.Option(help="Shapes: descriptions kept per class by the selection.")] = 2,
+    linear_probe: Annotated[bool | None, typer.Option(
+        "--linear-probe/--no-linear-probe",
+        help="Fit a logistic-regression probe per class set on frozen train-split image embeddings, report test "
+             "top-1 (default: on for shapes, off for paper, where it embeds whole train splits).")] = None,
+    probe_val_fraction: Annotated[float, typer.Option(
+        help="Share of each class's train images held out (seeded by --seed) to choose the probe's C.")] = 0.25,
     out: Annotated[Path | None, typer.Option(help="Also write the JSON document to this file.")] = None,
     tag: Annotated[list[str] | None, typer.Option(
         help="KEY=VALUE recorded under `tags` in the result (repeatable); `pcclip report` uses tags as the "
              "settings of an ablation arm.")] = None,
     json_out: JsonOption = False,
 ):
-    """Run rank, classify (zero-shot, comparative, descriptions) and distance for MODEL; one JSON with every number."""
+    """Run rank, classify (zero-shot, comparative, descriptions) and distance for MODEL; one JSON with every number.
+
+    Embedding metrics (all vectors L2-normalised; docs/evaluation.md has the details):
+
+    zero_shot/SET/topK: share of test images whose class is among the K highest image.prompt logits (K = 1, 3, 5).
+
+    linear_probe/SET: test top-1 of a logistic regression on train image embeddings, C chosen on a seeded
+    held-out part of train.
+
+    geometry/alignment: mean ||x_i - y_i||^2 over matched test image/caption pairs (lower: better aligned).
+
+    geometry/uniformity_image, geometry/uniformity_text: log mean over pairs i<j of exp(-2 ||x_i - x_j||^2)
+    (lower: more uniform).
+
+    clipscore: mean of 2.5 * max(cos(image_i, caption_i), 0) over the same pairs.
+    """
     from ..io import write_json_atomic
     from ..suite import SuiteOptions, run_suite
 
     opts = SuiteOptions(suite=suite, world=str(world) if world else None, data_root=str(data_root) if data_root
                         else None, tasks_dir=str(tasks) if tasks else None, seeds=seeds, pairs=pairs, seed=seed,
-                        alpha=alpha, top_k=top_k, llm=llm, descriptions=descriptions, keep=keep)
+                        alpha=alpha, top_k=top_k, llm=llm, descriptions=descriptions, keep=keep,
+                        linear_probe=linear_probe, probe_val_fraction=probe_val_fraction)
     tags = parse_tags(tag or [])
     with progress_bar("evaluating", enabled=not json_out) as bar:
         result = run_suite(model, opts, progress=bar, warn=warn)
@@ -71,6 +93,18 @@ def parse_tags(pairs: list[str]) -> dict:
     return tags
 
 
+def render_geometry(g: dict | None) -> None:
+    if not g:
+        return
+    if "skipped" in g:
+        err.print(f"alignment, uniformity, CLIPScore skipped: {g['skipped']}")
+        return
+    where = f"split {g['split']!r} of {g['captions']}" if g.get("split") else g["captions"]
+    err.print(f"{g['pairs']} image-caption pairs ({where}): alignment {g['alignment']:.4f}, uniformity images "
+              f"{g['uniformity_image']:.4f} / texts {g['uniformity_text']:.4f}, CLIPScore "
+              f"(w = {g['clipscore_weight']}) {g['clipscore']:.4f}")
+
+
 def render(result: dict) -> None:
     from rich.table import Table
 
@@ -85,8 +119,17 @@ def render(result: dict) -> None:
     for o in result.get("ordering", []):
         err.print(f"ordering {o['images']} images by {o['attribute']!r}: {pct(o['concordance'])}% of differently "
                   f"sized pairs in the right order")
-    table = Table(title="zero-shot and comparative prompting (accuracy %)", title_justify="left")
-    for col in ("classes", "zero-shot", "comparative", "touched before", "touched after"):
+    table = Table(title="zero-shot top-k and linear probe (accuracy %)", title_justify="left")
+    for col in ("classes", "zero-shot", "top-3", "top-5", "linear probe"):
+        table.add_column(col, justify="left" if col == "classes" else "right")
+    for name, c in result["classify"].items():
+        topk = c["zero_shot"].get("topk", {})
+        probe = c.get("linear_probe") or {}
+        table.add_row(name, pct(c["zero_shot"]["accuracy"]), pct(topk.get("top3")), pct(topk.get("top5")),
+                      pct(probe["top1"]) if "top1" in probe else "-")
+    err.print(table)
+    table = Table(title="comparative prompting (accuracy %)", title_justify="left")
+    for col in ("classes", "before", "after", "touched before", "touched after"):
         table.add_column(col, justify="left" if col == "classes" else "right")
     for name, c in result["classify"].items():
         comp = c.get("comparative")
@@ -95,6 +138,15 @@ def render(result: dict) -> None:
                       *((pct(comp["after"]["accuracy"]), pct(comp["before"]["touched_accuracy"]),
                          pct(comp["after"]["touched_accuracy"])) if comp else ("-", "-", "-")))
     err.print(table)
+    probes = [c["linear_probe"] for c in result["classify"].values() if "top1" in (c.get("linear_probe") or {})]
+    if probes:
+        p = probes[0]
+        err.print(f"linear probe: C chosen on a {p['validation']}, then refit on all of split {p['train_split']!r}; "
+                  f"tested on split {p['test_split']!r}")
+    for name, c in result["classify"].items():
+        if "skipped" in (c.get("linear_probe") or {}):
+            err.print(f"linear probe on {name} skipped: {c['linear_probe']['skipped']}")
+    render_geometry(result.get("geometry"))
     selections = {n: c["selection"] for n, c in result["classify"].items() if c.get("selection")}
     if selections:
         table = Table(title="class descriptions (accuracy %)", title_justify="left")
