@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import PcclipError
-from .io import write_json_atomic, write_jsonl_atomic
+from .io import write_json_atomic
 
 TEMPLATE_PAIRS = 20_000
 LLM_PAIRS = 120  # a real LLM on 2 CPU cores writes about one comparative a second
@@ -74,15 +74,6 @@ class Steps:
             self.progress(self.done, self.total, step=self.name)
 
 
-def _train_split_captions(world: Path) -> Path:
-    """The world's train-split captions, so no comparative ever mentions a test image."""
-    target = world / "captions-train.jsonl"
-    if not target.exists():
-        rows = [json.loads(line) for line in (world / "captions.jsonl").read_text().splitlines() if line.strip()]
-        write_jsonl_atomic(target, [r for r in rows if r.get("split") == "train"])
-    return target
-
-
 def _cached_eval(path: Path, clip, settings: dict, run):
     """An evaluation is reused when the model's weights and the settings are the same as when it was saved."""
     if path.exists():
@@ -104,12 +95,8 @@ def _retrieval(out: Path, world: Path, base_clip, pc_spec: str, progress) -> dic
     from .retrieval import attribute_precision, build_index, load_index, model_for_index
 
     index_dir = out / "index"
-    manifest = out / "test-images.jsonl"
     if not (index_dir / "manifest.json").exists():
-        rows = [json.loads(line) for line in (world / "captions.jsonl").read_text().splitlines() if line.strip()]
-        write_jsonl_atomic(manifest, [{**r, "image": str(world / r["image"])} for r in rows
-                                      if r.get("split") == "test"])
-        build_index([manifest], index_dir, model=base_clip.spec, progress=progress)
+        build_index([world / "captions-test.jsonl"], index_dir, model=base_clip.spec, progress=progress)
     index = load_index(index_dir)
     result = {"index": str(index_dir), "images": index.count, "words": list(RETRIEVAL_WORDS), "k": 10}
     for name, spec in (("base", base_clip.spec), ("pc", pc_spec)):
@@ -149,7 +136,7 @@ def run_demo(cfg: DemoConfig, *, progress=None, warn=None) -> dict:
 
     steps.start(f"generating comparatives ({cfg.llm})")
     comparatives = out / "comparatives.jsonl"
-    job = prepare(GenerateConfig(llm=cfg.llm, out=comparatives, captions=_train_split_captions(world),
+    job = prepare(GenerateConfig(llm=cfg.llm, out=comparatives, captions=world / "captions-train.jsonl",
                                  pairs=cfg.resolved_pairs, seed=cfg.seed,
                                  prompt=None if cfg.llm == "template" else "shapes"))
     gen = job.run(progress=steps.sub)

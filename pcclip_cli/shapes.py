@@ -5,7 +5,8 @@ recorded, so difference texts, classification labels and benchmark tasks can be 
 
     pcclip data shapes OUT --images 500 --seed 0
 
-writes OUT/images/*.png, OUT/captions.jsonl, OUT/classes/*.jsonl (classification manifests),
+writes OUT/images/*.png, OUT/captions.jsonl (and its splits, captions-train.jsonl and captions-test.jsonl),
+OUT/classes/*.jsonl (classification manifests),
 OUT/tasks/*.toml (difference benchmark tasks) and OUT/world.json (how it was made).
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path
 from .errors import DataError, PcclipError
 from .io import read_jsonl, write_json_atomic
 
-WORLD_VERSION = 1
+WORLD_VERSION = 2
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 40, 40),
@@ -250,6 +251,12 @@ def _write_world(out: Path, cfg: WorldConfig, progress=None) -> dict:
     with open(out / "captions.jsonl", "w", encoding="utf-8") as fh:
         for rec in records:
             fh.write(json.dumps(rec) + "\n")
+    # Per-split captions, so comparatives can be generated from training images only.
+    for split in ("train", "test"):
+        with open(out / f"captions-{split}.jsonl", "w", encoding="utf-8") as fh:
+            for rec in records:
+                if rec["split"] == split:
+                    fh.write(json.dumps(rec) + "\n")
     for attr in CLASS_ATTRIBUTES:
         with open(out / "classes" / f"{attr}.jsonl", "w", encoding="utf-8") as fh:
             for rec in records:

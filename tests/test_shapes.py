@@ -26,6 +26,9 @@ def test_world_is_complete_and_valid(world):
         assert rec["split"] in ("train", "test")
     splits = Counter(r["split"] for r in records)
     assert splits["train"] > splits["test"] > 0
+    for split in ("train", "test"):
+        rows = [json.loads(x) for x in (root / f"captions-{split}.jsonl").read_text().splitlines()]
+        assert [r["id"] for r in rows] == [r["id"] for r in records if r["split"] == split]
 
 
 def test_captions_vary_their_phrasing(world):
