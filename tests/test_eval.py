@@ -173,6 +173,7 @@ def test_suite_is_reproducible_and_tables_go_to_stderr(cli, suite, world, tmp_pa
     assert run.settings["scope"] == "text"
     assert run.errors["rank/shapes-size"] == suite["summary"]["rank/shapes-size/se"]
     assert "rank/shapes-size/se" not in run.metrics
+    assert all(run.metrics[k] == suite["summary"][k] for k in NEW_METRICS)  # report columns for the new metrics
 
 
 def test_not_a_world_is_a_clean_error(run_pcclip, tmp_path):
