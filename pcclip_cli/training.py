@@ -1089,7 +1089,7 @@ class ShapesRecipe:
 
     images: int = 2000
     arch: str = "pcclip-tiny"
-    epochs: int = 12
+    epochs: int = 20
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 0.1

@@ -212,17 +212,19 @@ def test_config_file_flags_override_and_resolved_copy(cli, world, pairs, tmp_pat
 
 
 def test_pc_training_moves_difference_accuracy(shapes_clip, world, tmp_path):
-    """The key effect, small and fast: oracle comparatives move the colour-task difference accuracy up. (The
-    full-size measurement on shapes-clip is benchmarks/bench_train.py's companion, docs/training.md.)"""
+    """The key effect, small and fast: oracle comparatives move the difference accuracy of the colour and size
+    tasks up (scored on all 60 images: this checks learning, docs/training.md has the held-out numbers)."""
     pairs_path = tmp_path / "pairs.jsonl"
     oracle_comparatives(world, pairs_path, pairs=400, split=None, seed=2, where={"count": 1})
-    task = world / "tasks" / "colour.toml"
-    before = difference_accuracy(shapes_clip, task, split=None)
+    tasks = {name: world / "tasks" / f"{name}.toml" for name in ("colour", "size")}
+    before = {name: difference_accuracy(shapes_clip, task, split=None) for name, task in tasks.items()}
     out = tmp_path / "pc"
     train(TrainConfig(model="shapes-clip", comparatives=str(pairs_path), captions=str(world / "captions.jsonl"),
-                      out=str(out), lr=2e-3, temperature=0.1, epochs=6, batch_size=64))
-    after = difference_accuracy(load_clip(str(out), "cpu"), task, split=None)
-    assert after > before + 0.2 and after > 0.9, (before, after)
+                      out=str(out), scope="both", lr=1e-3, temperature=0.1, epochs=8, batch_size=64))
+    tuned = load_clip(str(out), "cpu")
+    after = {name: difference_accuracy(tuned, task, split=None) for name, task in tasks.items()}
+    for name in tasks:
+        assert after[name] > before[name] + 0.2 and after[name] > 0.8, (name, before, after)
 
 
 # ---- bad input: one `error:` line, exit 1 ----

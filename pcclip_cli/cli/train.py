@@ -8,6 +8,9 @@ from typing import Annotated
 
 import typer
 
+from ..losses import LossKind
+from ..models import Scope
+from ..training import Init, Objective, OptimizerKind, ScheduleKind
 from .console import JsonOption, emit_json, err, progress_bar, warn
 
 app = typer.Typer(help="Finetune CLIP: PC-CLIP on comparatives, or the caption baselines.", no_args_is_help=False)
@@ -38,23 +41,23 @@ def command(
     out: Annotated[Path | None, typer.Option(help="Run directory: checkpoints, metrics.jsonl, the final model.")] = None,
     config: Annotated[Path | None, typer.Option(help="A run.toml with these settings; flags override it.")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the run in this directory from its last checkpoint.")] = None,
-    objective: Annotated[str | None, typer.Option(help="pc (comparatives, default) or caption (CLIP loss).")] = None,
+    objective: Annotated[Objective | None, typer.Option(help="pc (comparatives, default) or caption (CLIP loss).")] = None,
     comparatives: Annotated[Path | None, typer.Option(help="Comparatives JSONL from generate/filter (pc).")] = None,
     captions: Annotated[Path | None, typer.Option(help="captions.jsonl: the images the comparatives name.")] = None,
     split: Annotated[str | None, typer.Option(help="Use only images of this split (e.g. train).")] = None,
     max_pairs: Annotated[int | None, typer.Option(help="Subsample the comparatives to this many (seeded).")] = None,
-    loss: Annotated[str | None, typer.Option(help="contrastive (default) or mse.")] = None,
+    loss: Annotated[LossKind | None, typer.Option(help="contrastive (default) or mse.")] = None,
     temperature: Annotated[float | None, typer.Option(help="Fixed temperature (pc default 1.0, as the paper).")] = None,
     rank_weights: Annotated[str | None, typer.Option(help="RankCLIP lambdas L1,L2 (in-modal, cross-modal), e.g. 1/16,1/16.")] = None,
     base_loss: Annotated[bool | None, typer.Option("--base-loss/--no-base-loss", help="Keep the base loss (ablation: drop it).")] = None,
     mse_raw_difference: Annotated[bool | None, typer.Option("--mse-raw-difference", help="MSE on the un-normalised difference, as the reference.")] = None,
-    scope: Annotated[str | None, typer.Option(help="text (default), image or both: the tower(s) trained.")] = None,
+    scope: Annotated[Scope | None, typer.Option(help="text (default), image or both: the tower(s) trained.")] = None,
     reference_params: Annotated[bool | None, typer.Option("--reference-params", help="Train only the text transformer blocks, as the reference code.")] = None,
-    init: Annotated[str | None, typer.Option(help="pretrained (the SPEC's weights, default) or random.")] = None,
-    optimizer: Annotated[str | None, typer.Option(help="adam (default, the paper) or adamw.")] = None,
+    init: Annotated[Init | None, typer.Option(help="pretrained (the SPEC's weights, default) or random.")] = None,
+    optimizer: Annotated[OptimizerKind | None, typer.Option(help="adam (default, the paper) or adamw.")] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate (paper: 1e-8 pc, 1e-6 caption).")] = None,
     weight_decay: Annotated[float | None, typer.Option(help="Weight decay (default 0).")] = None,
-    schedule: Annotated[str | None, typer.Option(help="exponential (default), cosine or constant.")] = None,
+    schedule: Annotated[ScheduleKind | None, typer.Option(help="exponential (default), cosine or constant.")] = None,
     gamma: Annotated[float | None, typer.Option(help="ExponentialLR decay per epoch (default 0.9).")] = None,
     warmup_steps: Annotated[int | None, typer.Option(help="Linear warm-up steps (default 0).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs (default 20).")] = None,
