@@ -656,7 +656,6 @@ class Trainer:
         self.image_frozen = cfg.scope == Scope.text
         self.text_frozen = cfg.scope == Scope.image
         self._load_data()
-        self._check_batch()
         params = [p for p in self.model.parameters() if p.requires_grad]
         opt_cls = torch.optim.AdamW if cfg.optimizer == OptimizerKind.adamw else torch.optim.Adam
         try:
@@ -715,7 +714,11 @@ class Trainer:
             self.data_files = [data_file_entry(cfg.captions, "captions")]
         self.data = data
         self.n = len(data)
-        self.tokens = clip.tokenizer(data.texts)
+        self._check_batch()  # before any image is embedded
+        # Index tensors and tokens live on the training device, so a step moves nothing but its row indices.
+        self.first = self.first.to(self.device)
+        self.second = self.second.to(self.device) if self.second is not None else None
+        self.tokens = clip.tokenizer(data.texts).to(self.device)
         self.image_emb = self.pixels = self.text_emb = None
         if self.image_frozen:
             # The paper's efficiency trick: the image tower never runs in the loop. Rank 0 fills the shared
@@ -990,13 +993,13 @@ def _make_step_module(trainer: Trainer):
         def forward(self, rows):
             tr = self.tr[0]
             model = self.model
-            first = tr.first.to(rows.device)[rows]
+            first = tr.first[rows]
             if tr.image_frozen:
                 g1 = tr.image_emb[first]
-                g2 = tr.image_emb[tr.second.to(rows.device)[rows]] if tr.second is not None else None
+                g2 = tr.image_emb[tr.second[rows]] if tr.second is not None else None
             else:
                 if tr.second is not None:
-                    second = tr.second.to(rows.device)[rows]
+                    second = tr.second[rows]
                     both = torch.cat([first, second])
                     uniq, inverse = torch.unique(both, return_inverse=True)
                     g = model.encode_image(tr.pixels[uniq], normalize=True)[inverse]
@@ -1007,7 +1010,7 @@ def _make_step_module(trainer: Trainer):
             if tr.text_frozen:
                 y = tr.text_emb[rows]
             else:
-                y = model.encode_text(tr.tokens[rows].to(rows.device))
+                y = model.encode_text(tr.tokens[rows])
             scale = model.logit_scale.exp() if tr.cfg.learnable_scale else None
             return x, y, scale
 
