@@ -37,6 +37,9 @@ def torch_probe(train, test, C=10.0, steps=200):
     import torch
 
     torch.manual_seed(0)
+    # One thread, as pcclip_cli.metrics does for problems this small: thread start-up dominates otherwise.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     x, y = torch.from_numpy(train[0]), torch.from_numpy(train[1])
     classes = int(y.max()) + 1
     w = torch.zeros(x.shape[1], classes, requires_grad=True)
@@ -53,6 +56,7 @@ def torch_probe(train, test, C=10.0, steps=200):
     opt.step(closure)
     with torch.no_grad():
         pred = (torch.from_numpy(test[0]) @ w + b).argmax(1).numpy()
+    torch.set_num_threads(threads)
     return float(np.mean(pred == test[1]))
 
 

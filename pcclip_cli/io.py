@@ -99,3 +99,29 @@ def inside(base: Path, relative: str) -> Path:
     if target != base and base not in target.parents:
         raise DataError(f"path {relative!r} escapes its directory {base}; use a path relative to it")
     return target
+
+
+# Globals a plain-data pickle (dicts, lists, strings, numbers, numpy arrays) may reference; anything else, and
+# so any code a crafted file would run, is refused.
+_PLAIN_PICKLE_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+}
+
+
+def load_plain_pickle(path: str | os.PathLike, encoding: str = "latin1"):
+    """Read a third-party pickle that should hold only plain data (e.g. CIFAR's python files), refusing any
+    other global, so a crafted file cannot run code."""
+    import pickle
+
+    class PlainDataUnpickler(pickle.Unpickler):
+        def find_class(self, module, name):
+            if (module, name) in _PLAIN_PICKLE_GLOBALS:
+                return super().find_class(module, name)
+            raise DataError(f"{path} is not a plain-data pickle (it references {module}.{name}); refusing to load it")
+
+    with open(path, "rb") as fh:
+        try:
+            return PlainDataUnpickler(fh, encoding=encoding).load()
+        except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+            raise DataError(f"{path} is not a readable pickle ({exc})") from None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import pickle
 import random
 import re
 from collections.abc import Callable
@@ -195,11 +194,11 @@ def _cifar(name: str, root: Path) -> Dataset:
     if name == "cifar100":
         # torchvision keeps only the fine labels; the coarse ones are in the same pickles.
         base = root / cls.base_folder
-        with open(base / "meta", "rb") as fh:
-            coarse_names = pickle.load(fh, encoding="latin1")["coarse_label_names"]
+        from .io import load_plain_pickle
+
+        coarse_names = load_plain_pickle(base / "meta")["coarse_label_names"]
         for split in ("train", "test"):
-            with open(base / split, "rb") as fh:
-                coarse[split] = [coarse_names[i] for i in pickle.load(fh, encoding="latin1")["coarse_labels"]]
+            coarse[split] = [coarse_names[i] for i in load_plain_pickle(base / split)["coarse_labels"]]
     from .paths import home
 
     out_dir = home() / "datasets" / name

@@ -24,10 +24,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "pcclip_cli"
 PICKLERS = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve", "marshal"}
 
 # Known offenders, each a strict xfail: the test starts passing (and must be unmarked) once it is fixed.
-KNOWN_UNSAFE = {
-    "tasks.py": "pickle.load on CIFAR-100's meta/train/test files (coarse labels); torchvision checks their md5 "
-                "first, but pcclip itself should read them with a restricted Unpickler (builtins and numpy arrays)",
-}
+KNOWN_UNSAFE: dict[str, str] = {}
 
 
 def unsafe_loads(source: str) -> list[str]:
@@ -192,3 +189,29 @@ def test_a_run_directory_cannot_redirect_a_resumed_run(world, tmp_path, cli):
     assert res.code == 0, res.stderr
     assert res.json()["checkpoint"] == str(run.resolve()) and not elsewhere.exists()
 
+
+
+def test_third_party_pickles_are_read_as_plain_data_only(tmp_path):
+    import os
+    import pickle
+
+    import numpy as np
+
+    from pcclip_cli.io import load_plain_pickle
+
+    good = tmp_path / "meta"
+    good.write_bytes(pickle.dumps({"coarse_label_names": ["fish", "trees"], "data": np.arange(6).reshape(2, 3)}))
+    loaded = load_plain_pickle(good)
+    assert loaded["coarse_label_names"] == ["fish", "trees"] and loaded["data"].sum() == 15
+
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    bad = tmp_path / "train"
+    bad.write_bytes(pickle.dumps({"coarse_labels": Exploit()}))
+    with pytest.raises(DataError, match="not a plain-data pickle"):
+        load_plain_pickle(bad)
+    assert not marker.exists()

@@ -24,8 +24,7 @@ def command(
     if json_out:
         emit_json(report)
         return
-    from rich.markdown import Markdown
-
-    err.print(Markdown(report["markdown"]))
+    # The markdown itself: wide ablation tables stay readable (Rich would squeeze them to the terminal width).
+    err.print(report["markdown"], markup=False, highlight=False, soft_wrap=True)
     err.print(f"{report['runs']} runs in {len(report['arms'])} arms"
               + (f"; table: {out}" if out else "") + (f"; plot: {plot}" if plot else ""))
