@@ -53,6 +53,24 @@ def test_oracle_comparatives_join_the_captions(world, pairs):
     assert max(data.first + data.second) == len(data.images) - 1
 
 
+def test_comparatives_filtering_is_counted(world, tmp_path):
+    recs = [r for _, r in read_jsonl(world / "captions.jsonl")]
+    train_ids = [r["id"] for r in recs if r["split"] == "train"]
+    test_id = next(r["id"] for r in recs if r["split"] == "test")
+    rows = [{"kind": "pairs", "first": a, "second": b, "text": f"pair {k}"}
+            for k, (a, b) in enumerate(zip(train_ids[:10], train_ids[1:11], strict=True))]
+    rows += [{"kind": "classes", "first": "red", "second": "blue", "text": "x"},
+             {"kind": "pairs", "first": train_ids[0], "second": train_ids[1], "text": "  "},
+             {"kind": "pairs", "first": train_ids[0], "second": train_ids[0], "text": "same"},
+             {"kind": "pairs", "first": train_ids[0], "second": test_id, "text": "crosses splits"}]
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = read_comparative_pairs(path, world / "captions.jsonl", split="train")
+    assert data.counts == {"read": 14, "kept": 10, "not_pairs": 1, "empty_text": 1, "other_split": 1, "same_image": 1}
+    assert len(read_comparative_pairs(path, world / "captions.jsonl", split="train", max_pairs=4)) == 4
+    assert len(read_comparative_pairs(path, world / "captions.jsonl")) == 11  # no split: the cross-split pair too
+
+
 def test_pc_text_scope_through_cli(cli, world, pairs, tmp_path, micro_clip):
     out = tmp_path / "run"
     res = cli("train", "--model", "pcclip-micro", "--comparatives", pairs, "--captions", world / "captions.jsonl",
