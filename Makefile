@@ -4,14 +4,13 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 DEMO_OUT ?= runs/demo
 
-.PHONY: setup demo test test-slow bench lint
+.PHONY: setup demo test test-slow bench bench-quick lint
 
 setup:
 	@VENV=$(VENV) bash scripts/setup.sh
 
 demo: setup
-	$(VENV)/bin/pcclip data shapes $(DEMO_OUT)/world --images 500 --seed 0
-	$(VENV)/bin/pcclip models
+	$(VENV)/bin/pcclip demo --out $(DEMO_OUT)
 
 test: setup
 	$(VENV)/bin/python -m pytest -q
@@ -21,6 +20,9 @@ test-slow: setup
 
 bench: setup
 	$(VENV)/bin/python benchmarks/run.py
+
+bench-quick: setup
+	$(VENV)/bin/python benchmarks/run.py --quick
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -24,7 +24,7 @@ from pathlib import Path
 from .errors import DataError, PcclipError
 from .io import read_jsonl, write_json_atomic
 
-WORLD_VERSION = 2
+WORLD_VERSION = 3
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 40, 40),
@@ -202,6 +202,8 @@ size = "small"
 first = "large"
 second = "small"
 text = "The first image contains a larger object, while the second contains a smaller object."
+# As the paper: the reverse statement swaps the attributes, not the words "first" and "second".
+reverse = "The first image contains a smaller object, while the second contains a larger object."
 ''',
     "colour.toml": '''# Difference benchmark: yellow vs blue (like the paper's Flowers102 colour task).
 name = "shapes-colour"
@@ -221,6 +223,7 @@ colour = ["blue", "purple"]
 first = "yellow"
 second = "blue"
 text = "The first shape is yellow, while the second is blue."
+reverse = "The first shape is blue, while the second is yellow."
 ''',
     "attributes.toml": '''# Difference benchmark: attribute sets (like the paper's AwA2 task).
 name = "shapes-attributes"

@@ -98,7 +98,7 @@ def test_trials_are_balanced_and_their_truth_is_right(world):
     task = load_task(world / "tasks" / "size.toml")
     large, small = set(task.groups["large"]), set(task.groups["small"])
     pair = task.pairs[0]
-    assert pair["reverse"].startswith("The second image contains a larger object")
+    assert pair["reverse"] == "The first image contains a smaller object, while the second contains a larger object."
     trials, skipped = sample_trials(task, 0, 400)
     assert skipped == 0
     for t in trials:
