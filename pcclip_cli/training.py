@@ -1124,20 +1124,17 @@ class ShapesRecipe:
 
 
 def _shapes_world(images: int, seed: int, world_dir: Path | None, progress=None) -> Path:
+    """The world the base model trains on. By default a folder of its own (`worlds/shapes-n2000-seed0`), not
+    `worlds/shapes-default`, which other commands build with their own size; being the trainer's own, it is
+    rebuilt when the world format changes."""
     from .paths import worlds_dir
     from .shapes import WorldConfig, build_world
 
     cfg = WorldConfig(images=images, seed=seed)
-    candidates = [world_dir] if world_dir else [worlds_dir() / "shapes-default",
-                                                worlds_dir() / f"shapes-n{images}-seed{seed}"]
-    for i, path in enumerate(candidates):
-        try:
-            build_world(path, cfg, progress=(lambda d, t: progress(d, t, stage="drawing shapes")) if progress else None)
-            return path
-        except PcclipError:
-            if world_dir or i == len(candidates) - 1:
-                raise
-    raise AssertionError("unreachable")
+    path = world_dir or worlds_dir() / f"shapes-n{images}-seed{seed}"
+    draw = (lambda d, t: progress(d, t, stage="drawing shapes")) if progress else None
+    build_world(path, cfg, force=world_dir is None, progress=draw)
+    return path
 
 
 @contextlib.contextmanager

@@ -21,6 +21,18 @@ from pcclip_cli.training import (
 )
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from a second thread, and on a shared CPU two spinning OpenMP threads can make a
+    step 10x slower; the thread count is restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def pairs(world, tmp_path_factory):
     """Oracle comparatives over the whole 60-image world (texts from the known attributes)."""
