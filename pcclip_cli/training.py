@@ -1104,7 +1104,7 @@ class ShapesRecipe:
         """A stand-in that trains in seconds: pcclip-micro on the 60-image test world."""
         return cls(images=60, arch="pcclip-micro", epochs=40, batch_size=16, lr=2e-3, warmup_steps=10)
 
-    def command(self, world: str = "$PCCLIP_HOME/worlds/shapes-default", out: str = "shapes-clip-run") -> str:
+    def command(self, world: str = "$PCCLIP_HOME/worlds/shapes-n2000-seed0", out: str = "shapes-clip-run") -> str:
         """The shell commands that reproduce this recipe's model (docs/training.md quotes them)."""
         cfg = self.train_config(Path(world) / "captions.jsonl", Path(out))
         flags = []
