@@ -346,6 +346,15 @@ def _load_checkpoint(spec: ModelSpec, device: str) -> LoadedClip:
     )
 
 
+_notify = None  # where notices for people go; the CLI points it at stderr, library users may too
+
+
+def set_notifier(fn) -> None:
+    """Route one-line notices (such as first-use training of shapes-clip) to `fn(message)`."""
+    global _notify
+    _notify = fn
+
+
 def shapes_model_dir() -> Path:
     return models_dir() / SHAPES_MODEL
 
@@ -362,6 +371,9 @@ def ensure_shapes_model(progress=None) -> Path:
             f"{SHAPES_MODEL} is not trained yet and this build has no trainer; use a built-in architecture "
             "such as pcclip-tiny"
         ) from None
+    if _notify:
+        _notify(f"training {SHAPES_MODEL} on first use (about 3 minutes on 2 CPU cores, once); "
+                f"it is cached in {target}")
     return train_shapes_base(target, progress=progress)
 
 

@@ -74,6 +74,10 @@ def root(
     """PC-CLIP toolkit."""
     # Library code reads the device choice from the environment so scripts and commands agree.
     os.environ["PCCLIP_DEVICE"] = device.value
+    from ..models import set_notifier
+    from .console import info
+
+    set_notifier(info)
 
 
 # name -> "module:function". Each command lives in its own small module, imported when registered; the
