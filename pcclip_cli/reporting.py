@@ -138,12 +138,20 @@ def _fmt(value: float | None, err: float | None) -> str:
     return f"{text} ± {err:.3f}" if err is not None else text
 
 
+def arm_name(arm: Arm) -> str:
+    """The run's directory name (its parent's when seeds were merged): what the ablation script called it."""
+    return arm.runs[0].path.parent.name if len(arm.runs) == 1 else arm.runs[0].path.parent.parent.name
+
+
+def _cell(value) -> str:
+    return "" if value is None else str(value)
+
+
 def markdown_table(arms: list[Arm], varied: list[str], metrics: list[str]) -> str:
     header = ["run", *varied, "seeds", *metrics]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for arm in arms:
-        name = arm.runs[0].path.parent.name if len(arm.runs) == 1 else arm.runs[0].path.parent.parent.name
-        cells = [name, *(str(arm.settings.get(k, "")) for k in varied), str(len(arm.runs))]
+        cells = [arm_name(arm), *(_cell(arm.settings.get(k)) for k in varied), str(len(arm.runs))]
         cells += [_fmt(arm.metrics.get(m), arm.errors.get(m)) for m in metrics]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -161,7 +169,7 @@ def plot_arms(arms: list[Arm], varied: list[str], metrics: list[str], out: Path)
     cols = min(3, len(metrics))
     rows = math.ceil(len(metrics) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
-    labels = [", ".join(f"{v}" for v in a.settings.values()) or a.runs[0].path.parent.name for a in arms]
+    labels = [arm_name(a) for a in arms]
     for ax, metric in zip(axes.flat, metrics, strict=False):
         values = [a.metrics.get(metric, float("nan")) for a in arms]
         errs = [a.errors.get(metric, 0.0) for a in arms]
