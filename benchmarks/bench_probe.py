@@ -13,6 +13,8 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, str(__import__('pathlib').Path(__file__).resolve().parents[1]))
+
 
 def make_data(n_train=1600, n_test=400, dim=128, classes=30, seed=0):
     rng = np.random.default_rng(seed)
@@ -34,30 +36,11 @@ def sklearn_probe(train, test, C=10.0):
 
 
 def torch_probe(train, test, C=10.0, steps=200):
-    import torch
+    """The loop `pcclip eval --linear-probe` runs (pcclip_cli.metrics), on the same data."""
+    from pcclip_cli.metrics import _fit_softmax
 
-    torch.manual_seed(0)
-    # One thread, as pcclip_cli.metrics does for problems this small: thread start-up dominates otherwise.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    x, y = torch.from_numpy(train[0]), torch.from_numpy(train[1])
-    classes = int(y.max()) + 1
-    w = torch.zeros(x.shape[1], classes, requires_grad=True)
-    b = torch.zeros(classes, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        # The same objective as scikit-learn: sum of cross-entropies + ||w||^2 / (2C).
-        loss = torch.nn.functional.cross_entropy(x @ w + b, y, reduction="sum") + (w * w).sum() / (2 * C)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    with torch.no_grad():
-        pred = (torch.from_numpy(test[0]) @ w + b).argmax(1).numpy()
-    torch.set_num_threads(threads)
-    return float(np.mean(pred == test[1]))
+    predict = _fit_softmax(train[0], train[1], int(train[1].max()) + 1, C, steps)
+    return float(np.mean(predict(test[0]) == test[1]))
 
 
 def main() -> list[dict]:
