@@ -39,6 +39,18 @@ def pcclip_home(tmp_path_factory):
     return home
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models gain nothing from a second thread, and on a shared CPU two spinning OpenMP threads can make a
+    step 10x slower; the thread count is restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def world(tmp_path_factory) -> Path:
     """A 60-image shapes world shared by the session (read-only: copy it to modify)."""

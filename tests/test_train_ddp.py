@@ -11,17 +11,7 @@ import torch
 from pcclip_cli.models import load_clip
 from pcclip_cli.training import TrainConfig, train
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a shared CPU two spinning OpenMP threads can make a
-    step 10x slower; the thread count is restored afterwards."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_two_gloo_processes_match_one(world, tmp_path, micro_clip):

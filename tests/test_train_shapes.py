@@ -8,17 +8,7 @@ import pytest
 from pcclip_cli.models import SpecKind, load_clip, read_checkpoint_meta, shapes_model_dir
 from pcclip_cli.training import IDENTITY_KEYS, ShapesRecipe, resolve_config, train_shapes_base
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a shared CPU two spinning OpenMP threads can make a
-    step 10x slower; the thread count is restored afterwards."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_shapes_clip_is_reachable_by_name_with_its_metrics(shapes_clip, world):
