@@ -54,10 +54,11 @@ def main() -> None:
     import torch.nn.functional as F
 
     from pcclip_cli.data import open_image
-    from pcclip_cli.losses import LossConfig, contrastive_loss
-    from pcclip_cli.pairs_data import oracle_comparatives
+    from pcclip_cli.models import load_clip
     from pcclip_cli.shapes import WorldConfig, build_world
     from pcclip_cli.training import TrainConfig, Trainer
+    from pcclip_cli.training.losses import LossConfig, contrastive_loss
+    from pcclip_cli.training.pair_data import oracle_comparatives
 
     world = tmp / "world"
     build_world(world, WorldConfig(images=200, seed=0))
@@ -65,7 +66,7 @@ def main() -> None:
     oracle_comparatives(world, pairs, pairs=max(args.batch, 256), split=None)
     cfg = TrainConfig(model=args.model, comparatives=str(pairs), captions=str(world / "captions.jsonl"),
                       out=str(tmp / "run"), lr=1e-5, batch_size=args.batch, epochs=1)
-    trainer = Trainer(cfg).prepare()
+    trainer = Trainer(cfg, load_clip(cfg.model, fresh=True)).prepare()
     model, clip = trainer.model, trainer.clip
     model.train()
     model.visual.eval()
@@ -80,7 +81,8 @@ def main() -> None:
         trainer._step(rows, loss_cfg, 0, 0, 0)
 
     # The same step optimising only the text transformer blocks (--reference-params): a smaller Adam update.
-    ref_params = Trainer(TrainConfig(**{**cfg.__dict__, "out": str(tmp / "run2"), "reference_params": True})).prepare()
+    ref_cfg = TrainConfig(**{**cfg.__dict__, "out": str(tmp / "run2"), "reference_params": True})
+    ref_params = Trainer(ref_cfg, load_clip(cfg.model, fresh=True)).prepare()
     ref_params.model.train()
     ref_params.model.visual.eval()
 

@@ -64,9 +64,10 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("PCCLIP_DEVICE", "cpu")
 
+    from pcclip_cli.finetune import train
     from pcclip_cli.models import load_clip
-    from pcclip_cli.pairs_data import oracle_comparatives
-    from pcclip_cli.training import TrainConfig, train
+    from pcclip_cli.training import TrainConfig
+    from pcclip_cli.training.pair_data import oracle_comparatives
 
     base = load_clip(args.base, "cpu")
     world = Path(args.world or base.info.get("shapes_recipe", {}).get("world", ""))

@@ -6,8 +6,8 @@ import enum
 from dataclasses import dataclass
 from pathlib import Path
 
+from .comparatives import RecordKind, read_comparatives
 from .errors import DataError, PcclipError, short_list
-from .io import read_jsonl
 from .tasks import Dataset, LabeledImage, display_name, load_dataset
 
 DEFAULT_TEMPLATE = "This is a photo of a {}."
@@ -94,23 +94,13 @@ def read_class_records(path: str | Path, kind: str, names: ClassNames | None = N
     are mapped to the dataset's labels when `names` is given (an unknown class is an error)."""
     path = Path(path)
     records = []
-    for lineno, rec in read_jsonl(path, what=f"{kind} file"):
-        where = f"{path}:{lineno}"
-        rec_kind = rec.get("kind", kind)
-        if rec_kind != kind:
-            raise DataError(f"{where}: record of kind {rec_kind!r}; expected kind {kind!r}")
-        text = " ".join(str(rec.get("text") or "").split())
-        if not text:
+    for rec in read_comparatives(path, kinds=(RecordKind(kind),), other_kinds="error", what=f"{kind} file"):
+        where = f"{path}:{rec.line}"
+        if not rec.text:
             raise DataError(f"{where}: missing or empty \"text\"")
-        first = rec.get("first")
-        if not isinstance(first, str) or not first.strip():
-            raise DataError(f"{where}: missing \"first\" (a class name)")
-        out = {"first": first, "text": text, "line": lineno}
-        if kind == "classes":
-            second = rec.get("second")
-            if not isinstance(second, str) or not second.strip():
-                raise DataError(f"{where}: missing \"second\" (a class name)")
-            out["second"] = second
+        out = {"first": rec.first, "text": rec.text, "line": rec.line}
+        if rec.second is not None:
+            out["second"] = rec.second
         if names is not None:
             out["first"] = names.resolve(out["first"], where)
             if "second" in out:
@@ -168,7 +158,7 @@ def classify(model, dataset: str | Path | Dataset, options: ClassifyOptions | No
     import numpy as np
 
     from .evaluation import accuracy, apply_comparatives, confusion_matrix, predict
-    from .tasks import clip_for
+    from .models import clip_for
 
     opts = options or ClassifyOptions()
     ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, data_root)
@@ -345,7 +335,7 @@ def linear_probe_dataset(model, dataset: str | Path | Dataset, *, split: str | N
                          train_split: str = "train", val_fraction: float = 0.25, seed: int = 0,
                          data_root: str | Path | None = None, progress=None, warn=None) -> dict:
     """The linear probe alone: fit on `train_split` (C chosen on its seeded validation part), test on `split`."""
-    from .tasks import clip_for
+    from .models import clip_for
 
     ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, data_root)
     names = ClassNames(ds.classes, ds.source)
@@ -433,11 +423,8 @@ def generate_comparatives(llm: str, confused: list[dict], names: ClassNames, *, 
     library), checked like a comparatives file."""
     if not confused:
         raise PcclipError("no class pair is confused in the zero-shot predictions, so there is nothing to compare")
-    try:
-        from .generation import generate_class_comparatives
-    except ImportError:
-        raise PcclipError("--comparative auto needs pcclip's generation module, which this build lacks; "
-                          "pass --comparative FILE") from None
+    from .generation import generate_class_comparatives
+
     pairs = []
     for c in confused:
         a, b = display_name(c["first"]), display_name(c["second"])

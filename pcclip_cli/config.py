@@ -24,8 +24,8 @@ def load_toml(path: str | Path, *, what: str = "config") -> dict:
     if not path.exists():
         raise DataError(f"{what} file not found: {path}")
     try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
+        # utf-8-sig: a byte-order mark some editors write is read as what it is, not as a TOML error.
+        return tomllib.loads(path.read_bytes().decode("utf-8-sig"))
     except tomllib.TOMLDecodeError as exc:
         raise DataError(f"{path}: malformed TOML ({exc})") from None
     except UnicodeDecodeError:

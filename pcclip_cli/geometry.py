@@ -50,7 +50,7 @@ def distance(model, comparatives: str | Path, *, template: str = DEFAULT_TEMPLAT
     records = read_class_records(comparatives, "classes", names)
     if template.count("{}") != 1:
         raise PcclipError(f"--template must contain one {{}} for the class name, got {template!r}")
-    from .tasks import clip_for
+    from .models import clip_for
 
     out = distances_for(clip_for(model), records, template)
     out["comparatives"] = str(comparatives)

@@ -70,7 +70,8 @@ def read_jsonl(path: str | os.PathLike, *, what: str = "file") -> Iterator[tuple
             if not raw.strip():
                 continue
             try:
-                text = raw.decode("utf-8")
+                # Some tools start UTF-8 files with a byte-order mark; it is not part of the first record.
+                text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError:
                 raise DataError(f"{path}:{lineno}: not valid UTF-8; re-encode the file as UTF-8") from None
             try:

@@ -18,7 +18,7 @@ def rank_images(model, inputs: list[str], attribute: str, *, on_error: OnError =
     from .attributes import expand_attribute
     from .embeddings import embed_images
     from .evaluation import attribute_scores, order_by_scores, rank_score
-    from .tasks import clip_for
+    from .models import clip_for
 
     query = expand_attribute(attribute)
     if not inputs:
@@ -62,7 +62,8 @@ def run_rank_task(model, task_path: str | Path, *, seeds: int = 5, pairs: int = 
     """Difference-based classification (paper §4.2): accuracy over `pairs` trials per seed, mean ± SE over seeds."""
     from .embeddings import embed_images
     from .evaluation import mean_se, pair_scores
-    from .tasks import check_seeds, clip_for, load_task, sample_trials
+    from .models import clip_for
+    from .tasks import check_seeds, load_task, sample_trials
 
     check_seeds(seeds, pairs)
     task = load_task(task_path, data_root)
@@ -74,24 +75,39 @@ def run_rank_task(model, task_path: str | Path, *, seeds: int = 5, pairs: int = 
     task.dataset.ensure_files(wanted)
     emb = embed_images(clip, [it.path for it in wanted], progress=progress, warn=warn)
     row = {str(p): r for r, p in enumerate(emb.paths)}
-    texts = sorted({t.text for trials, _ in drawn.values() for t in trials})
+    texts = sorted({x for trials, _ in drawn.values() for t in trials for x in (t.text, *t.paraphrases)})
     text_emb = clip.encode_texts(texts)
     text_row = {t: i for i, t in enumerate(texts)}
+    n_para = task.paraphrase_count
     per_seed, sample = [], []
     for s in seed_list:
         trials, skipped = drawn[s]
         g1 = emb.vectors[[row[str(task.items[t.first].path)] for t in trials]]
         g2 = emb.vectors[[row[str(task.items[t.second].path)] for t in trials]]
-        tt = text_emb[[text_row[t.text] for t in trials]]
-        scores = pair_scores(g1, g2, tt)
-        correct = [(sc >= 0) == t.holds for sc, t in zip(scores, trials, strict=True)]
-        per_seed.append({"seed": s, "accuracy": sum(correct) / len(correct), "pairs": len(trials),
+
+        def accuracy_of(texts_of_trials):
+            sc = pair_scores(g1, g2, text_emb[[text_row[x] for x in texts_of_trials]])
+            ok = [(v >= 0) == t.holds for v, t in zip(sc, trials, strict=True)]
+            return sc, ok, sum(ok) / len(ok)
+
+        scores, correct, sentence = accuracy_of([t.text for t in trials])
+        para = [accuracy_of([t.paraphrases[k] for t in trials])[2] for k in range(n_para)]
+        # With held-out paraphrases the headline is their mean: the task's own sentence is one wording only.
+        per_seed.append({"seed": s, "accuracy": sum(para) / n_para if n_para else sentence,
+                         "sentence_accuracy": sentence, "paraphrase_accuracy": para, "pairs": len(trials),
                          "skipped": skipped})
         if not sample:
             sample = [{"first": task.items[t.first].id, "second": task.items[t.second].id, "text": t.text,
                        "holds": t.holds, "score": float(sc), "correct": bool(c)}
                       for t, sc, c in list(zip(trials, scores, correct, strict=True))[:examples]]
     mean, se = mean_se([p["accuracy"] for p in per_seed])
+    s_mean, s_se = mean_se([p["sentence_accuracy"] for p in per_seed])
+    paraphrases = []
+    for k in range(n_para):
+        p_mean, p_se = mean_se([p["paraphrase_accuracy"][k] for p in per_seed])
+        first_pair = task.pairs[0] if task.pairs else None
+        phrasing = first_pair["paraphrases"][k][0] if first_pair else task.templates[k]
+        paraphrases.append({"text": phrasing, "accuracy": {"mean": p_mean, "se": p_se}})
     return {
         "task": task.summary(),
         "model": clip.spec,
@@ -100,6 +116,9 @@ def run_rank_task(model, task_path: str | Path, *, seeds: int = 5, pairs: int = 
         "pairs_per_seed": pairs,
         "n_pairs": sum(p["pairs"] for p in per_seed),
         "accuracy": {"mean": mean, "se": se},
+        "measured_on": "paraphrases" if n_para else "sentence",
+        "sentence_accuracy": {"mean": s_mean, "se": s_se},
+        "paraphrases": paraphrases,
         "chance": 0.5,
         "per_seed": per_seed,
         "texts": len(texts),

@@ -16,6 +16,7 @@ from pathlib import Path
 from .errors import DataError
 
 SE_SUFFIXES = ("_se", "/se")
+DEMO_PREFIX = "eval-"  # `pcclip demo` writes eval-base.json and eval-pc.json beside demo.json
 # Training settings worth a column when they vary between runs.
 TRAINING_SETTINGS = ("objective", "loss", "scope", "rank_weights", "no_base_loss", "lr", "epochs", "seed",
                      "temperature", "batch_size", "llm")
@@ -48,12 +49,15 @@ def _flatten(prefix: str, obj, out: dict) -> None:
 
 
 def _checkpoint_settings(spec: str | None) -> dict:
-    if not spec:
+    """The training settings a checkpoint model records; nothing for registry names or unreadable checkpoints."""
+    from .checkpoints import read_checkpoint_meta
+    from .errors import CheckpointError
+
+    if not spec or not Path(spec).is_dir():
         return {}
-    meta_path = Path(spec) / "pcclip.json"
     try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, json.JSONDecodeError):
+        meta = read_checkpoint_meta(Path(spec))
+    except CheckpointError:
         return {}
     training = meta.get("training") or meta.get("config") or {}
     picked = {k: training[k] for k in TRAINING_SETTINGS if k in training}
@@ -70,6 +74,8 @@ def read_result(path: Path) -> RunResult:
     if not isinstance(doc, dict):
         raise DataError(f"result file {path} does not hold a JSON object")
     settings = {**_checkpoint_settings(doc.get("model")), **(doc.get("tags") or {})}
+    if Path(path).name.startswith(DEMO_PREFIX) and not doc.get("tags"):
+        settings["arm"] = Path(path).stem[len(DEMO_PREFIX):]  # pcclip demo's eval-base.json, eval-pc.json
     flat: dict = {}
     _flatten("", doc.get("summary", doc.get("metrics", {})), flat)
     if not flat:
@@ -93,12 +99,13 @@ def find_results(inputs: list[Path]) -> list[Path]:
         if p.is_file():
             files.append(p)
         elif p.is_dir():
-            files += sorted(q for q in p.rglob("*.json") if q.name.startswith("result"))
+            files += sorted(q for q in p.rglob("*.json") if q.name.startswith(("result", DEMO_PREFIX)))
         else:
             raise DataError(f"runs directory or result file not found: {p}")
     if not files:
-        raise DataError(f"no result*.json files under {', '.join(map(str, inputs))}; "
-                        "ablation scripts save them with `pcclip eval --json > DIR/result.json`")
+        raise DataError(f"no result*.json or eval-*.json files under {', '.join(map(str, inputs))}; "
+                        "ablation scripts save them with `pcclip eval --json > DIR/result.json`, "
+                        "`pcclip demo` writes eval-base.json and eval-pc.json")
     return files
 
 
@@ -139,8 +146,12 @@ def _fmt(value: float | None, err: float | None) -> str:
 
 
 def arm_name(arm: Arm) -> str:
-    """The run's directory name (its parent's when seeds were merged): what the ablation script called it."""
-    return arm.runs[0].path.parent.name if len(arm.runs) == 1 else arm.runs[0].path.parent.parent.name
+    """The run's directory name (its parent's when seeds were merged): what the ablation script called it; the
+    demo's evaluations, which share one directory, add their file's arm."""
+    first = arm.runs[0].path
+    if first.name.startswith(DEMO_PREFIX):
+        return f"{first.parent.name}/{first.stem[len(DEMO_PREFIX):]}"
+    return first.parent.name if len(arm.runs) == 1 else first.parent.parent.name
 
 
 def _cell(value) -> str:

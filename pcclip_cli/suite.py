@@ -18,7 +18,7 @@ from pathlib import Path
 from .errors import DataError, PcclipError
 from .paths import PACKAGE_DIR
 
-SHAPES_TASKS = ("size", "colour", "attributes")
+SHAPES_TASKS = ("size", "colour", "attributes", "count")
 SHAPES_CLASS_SETS = ("shape", "colour", "colour_shape")
 # Bare attribute words the suite orders the test images by, with each size's rank for that word.
 ORDERINGS = (("larger", {"small": 0, "medium": 1, "large": 2}), ("bigger", {"small": 0, "medium": 1, "large": 2}),
@@ -106,8 +106,9 @@ def _task_hashes(paths: list[Path]) -> dict:
 
 
 def _shapes_suite(model, options: SuiteOptions, progress, warn) -> dict:
+    from .models import clip_for
     from .ranking import order_concordance, run_rank_task
-    from .tasks import clip_for, load_dataset
+    from .tasks import load_dataset
 
     root, world = _shapes_world(options)
     clip = clip_for(model)
@@ -161,7 +162,7 @@ def caption_geometry(clip, captions_path: Path, split: str | None, *, progress=N
     if len(records) < 2:
         return {"captions": str(captions_path), "split": split,
                 "skipped": f"{len(records)} image-caption pair(s) in split {split!r}; the metrics need two or more"}
-    images = embed_images(clip, [r.image for r in records], progress=progress, warn=warn).vectors
+    images = embed_images(clip, [r.path for r in records], progress=progress, warn=warn).vectors
     texts = clip.encode_texts([r.caption for r in records])
     return {"captions": str(captions_path), "split": split, **caption_metrics(images, texts)}
 
@@ -268,8 +269,9 @@ def _oracle_comparatives(confused: list[dict], label_kind: str, seed: int) -> li
 def _paper_suite(model, options: SuiteOptions, progress, warn) -> dict:
     from .classification import DEFAULT_TEMPLATE, ClassifyOptions, classify
     from .geometry import distances_for
+    from .models import clip_for
     from .ranking import run_rank_task
-    from .tasks import clip_for, load_dataset, load_task
+    from .tasks import load_dataset, load_task
 
     tasks_dir = Path(options.tasks_dir).expanduser() if options.tasks_dir else EXAMPLE_TASKS_DIR
     task_paths = sorted(tasks_dir.glob("*.toml"))
@@ -337,6 +339,9 @@ def summarise(result: dict) -> dict:
     for r in result.get("rank", []):
         s[f"rank/{r['task']['name']}"] = r["accuracy"]["mean"]
         s[f"rank/{r['task']['name']}/se"] = r["accuracy"]["se"]
+        if r.get("paraphrases"):  # the headline is the paraphrase mean; the task's own sentence beside it
+            s[f"rank/{r['task']['name']}/sentence"] = r["sentence_accuracy"]["mean"]
+            s[f"rank/{r['task']['name']}/sentence/se"] = r["sentence_accuracy"]["se"]
     for o in result.get("ordering", []):
         s[f"ordering/{o['attribute']}"] = o["concordance"]
     for name, c in result.get("classify", {}).items():

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .data import ImageRecord, read_manifest
 from .errors import DataError, PcclipError
-from .io import read_jsonl, sha256_file
+from .io import sha256_file
 
 DATA_ROOT_MARK = "{data_root}"
 
@@ -20,23 +21,8 @@ DATA_ROOT_MARK = "{data_root}"
 # Datasets
 
 
-@dataclass
-class LabeledImage:
-    path: Path  # absolute
-    id: str
-    label: str | None = None
-    split: str | None = None
-    attributes: dict = field(default_factory=dict)
-
-    def value(self, key: str):
-        """An attribute for task filters; `label`, `split` and `id` are attributes too."""
-        if key == "label":
-            return self.label
-        if key == "split":
-            return self.split
-        if key == "id":
-            return self.id
-        return self.attributes.get(key)
+# The one image record type (data.ImageRecord), under the name the dataset code has always used.
+LabeledImage = ImageRecord
 
 
 @dataclass
@@ -111,27 +97,10 @@ def _load_named(name: str, root: str) -> Dataset:
 
 
 def load_manifest(path: Path) -> Dataset:
-    """JSONL records with `image` (relative to the file) and optional `label`, `split`, `id`, `attributes`;
-    other keys become attributes too (the shapes world's captions.jsonl and classes/*.jsonl both read)."""
+    """A JSONL manifest (data.read_manifest) as a dataset: the shapes world's captions.jsonl and classes/*.jsonl
+    both read."""
     path = Path(path)
-    items, seen = [], set()
-    for lineno, rec in read_jsonl(path, what="manifest"):
-        image = rec.get("image")
-        if not isinstance(image, str) or not image:
-            raise DataError(f"{path}:{lineno}: missing \"image\" (a path relative to {path.parent})")
-        rid = str(rec.get("id") or image)
-        if rid in seen:
-            raise DataError(f"{path}:{lineno}: duplicate id {rid!r}; ids must be unique")
-        seen.add(rid)
-        attrs = rec.get("attributes") or {}
-        if not isinstance(attrs, dict):
-            raise DataError(f"{path}:{lineno}: \"attributes\" must be an object")
-        extra = {k: v for k, v in rec.items() if k not in ("image", "id", "label", "split", "attributes")}
-        label = rec.get("label")
-        items.append(LabeledImage((path.parent / image).resolve(), rid, None if label is None else str(label),
-                                  rec.get("split"), {**extra, **attrs}))
-    if not items:
-        raise DataError(f"manifest {path} lists no images")
+    items = read_manifest(path)
     classes = sorted({it.label for it in items if it.label is not None})
     return Dataset(path.stem, str(path), items, classes)
 
@@ -316,7 +285,7 @@ class TaskKind(str, enum.Enum):
 
 
 TASK_KEYS = ("name", "kind", "description", "manifest", "folder", "dataset", "split", "where", "groups", "pairs",
-             "attributes", "exclude", "rename", "template", "empty", "comparatives")
+             "attributes", "exclude", "rename", "template", "paraphrases", "empty", "comparatives")
 
 
 @dataclass
@@ -325,6 +294,8 @@ class Trial:
     second: int
     text: str
     holds: bool  # whether `text` is true for (first, second)
+    # The same statement in the task's held-out paraphrases (same truth value, same images), in the file's order.
+    paraphrases: tuple[str, ...] = ()
 
 
 @dataclass
@@ -340,6 +311,7 @@ class Task:
     pairs: list[dict] = field(default_factory=list)
     attribute_sets: list[frozenset] = field(default_factory=list)
     template: str = ""
+    templates: list[str] = field(default_factory=list)  # attributes kind: the held-out paraphrases of `template`
     empty: str = "none"
     records: list[tuple[int, int, str]] = field(default_factory=list)  # texts kind: (first, second, text)
 
@@ -350,7 +322,15 @@ class Task:
             out["groups"] = {k: len(v) for k, v in self.groups.items()}
         if self.records:
             out["records"] = len(self.records)
+        if self.paraphrase_count:
+            out["paraphrases"] = self.paraphrase_count
         return out
+
+    @property
+    def paraphrase_count(self) -> int:
+        if self.kind == TaskKind.attributes:
+            return len(self.templates)
+        return min((len(p["paraphrases"]) for p in self.pairs), default=0)
 
 
 def _resolve_path(value: str, task_dir: Path, data_root: Path | None, key: str, task_path: Path) -> str:
@@ -390,8 +370,9 @@ def _attribute_set(item: LabeledImage, keys: list[str], exclude: set, rename: di
     return frozenset(out)
 
 
-def load_task(path: str | Path, data_root: str | Path | None = None) -> Task:
-    """Read and check a task TOML, load its images and resolve its groups (see docs/evaluation.md)."""
+def load_task(path: str | Path, data_root: str | Path | None = None, *, split: str | None = "task") -> Task:
+    """Read and check a task TOML, load its images and resolve its groups (see docs/evaluation.md). `split`
+    "task" keeps the task file's own split; None (every image) or a split name overrides it."""
     from .config import load_toml
 
     path = Path(path).expanduser()
@@ -418,7 +399,7 @@ def load_task(path: str | Path, data_root: str | Path | None = None) -> Task:
         if not Path(resolved).exists():
             raise DataError(f"{path}: {source} {resolved} not found")
         dataset = load_dataset(resolved)
-    split = raw.get("split")
+    split = raw.get("split") if split == "task" else split
     items = dataset.in_split(split) if split else list(dataset.items)
     where = _check_conditions(raw.get("where", {}), "where", path)
     items = [it for it in items if _matches(it, where)]
@@ -451,10 +432,10 @@ def _load_groups(task: Task, raw: dict) -> None:
     for n, pair in enumerate(pairs, start=1):
         if not isinstance(pair, dict):
             raise DataError(f"{path}: pairs entry {n} must be a table with first, second, text")
-        extra = sorted(set(pair) - {"first", "second", "text", "reverse"})
+        extra = sorted(set(pair) - {"first", "second", "text", "reverse", "paraphrases"})
         if extra:
             raise DataError(f"{path}: pairs entry {n}: unknown key(s) {', '.join(extra)}; "
-                            "valid keys: first, second, text, reverse")
+                            "valid keys: first, second, text, reverse, paraphrases")
         for key in ("first", "second"):
             if pair.get(key) not in task.groups:
                 raise DataError(f"{path}: pairs entry {n} names unknown group {pair.get(key)!r}; "
@@ -468,7 +449,29 @@ def _load_groups(task: Task, raw: dict) -> None:
 
             # A sentence of three or more words comes back with "first" and "second" swapped.
             reverse = expand_attribute(text).reverse
-        task.pairs.append({"first": pair["first"], "second": pair["second"], "text": text, "reverse": reverse})
+        paraphrases = _read_paraphrases(pair.get("paraphrases", []), f"pairs entry {n}", path)
+        if task.pairs and len(paraphrases) != len(task.pairs[0]["paraphrases"]):
+            raise DataError(f"{path}: pairs entry {n} has {len(paraphrases)} paraphrases and entry 1 has "
+                            f"{len(task.pairs[0]['paraphrases'])}; give every entry the same number")
+        task.pairs.append({"first": pair["first"], "second": pair["second"], "text": text, "reverse": reverse,
+                           "paraphrases": paraphrases})
+
+
+def _read_paraphrases(raw, where: str, path: Path) -> list[tuple[str, str]]:
+    """[[pairs.paraphrases]] tables: the same statement and its reverse in other words, scored as held-out
+    phrasings (the benchmark's headline accuracy is their mean)."""
+    if not isinstance(raw, list):
+        raise DataError(f"{path}: {where}: paraphrases must be [[pairs.paraphrases]] tables with text and reverse")
+    out = []
+    for k, item in enumerate(raw, start=1):
+        if not isinstance(item, dict) or set(item) - {"text", "reverse"}:
+            raise DataError(f"{path}: {where}, paraphrase {k}: give exactly text and reverse")
+        text, reverse = (" ".join(str(item.get(key) or "").split()) for key in ("text", "reverse"))
+        if not text or not reverse:
+            raise DataError(f"{path}: {where}, paraphrase {k}: both text and reverse are needed (the reverse "
+                            "swaps what the statement says about the two images)")
+        out.append((text, reverse))
+    return out
 
 
 def _load_attributes(task: Task, raw: dict) -> None:
@@ -481,6 +484,13 @@ def _load_attributes(task: Task, raw: dict) -> None:
     template = str(raw.get("template") or "")
     if "{first}" not in template or "{second}" not in template:
         raise DataError(f"{path}: template must contain {{first}} and {{second}}, got {template!r}")
+    templates = raw.get("paraphrases", [])
+    if not isinstance(templates, list) or not all(isinstance(t, str) for t in templates):
+        raise DataError(f"{path}: paraphrases must be a list of templates like template")
+    for t in templates:
+        if "{first}" not in t or "{second}" not in t:
+            raise DataError(f"{path}: paraphrase template {t!r} must contain {{first}} and {{second}}")
+    task.templates = [" ".join(t.split()) for t in templates]
     exclude = {str(x) for x in raw.get("exclude", [])}
     rename = {str(k): str(v) for k, v in (raw.get("rename") or {}).items()}
     task.template, task.empty = template, str(raw.get("empty", "none"))
@@ -496,19 +506,18 @@ def _load_texts(task: Task, raw: dict, data_root) -> None:
     comp = Path(_resolve_path(str(raw["comparatives"]), path.parent, Path(data_root) if data_root else None,
                               "comparatives", path))
     by_id = {it.id: i for i, it in enumerate(task.items)}
-    for lineno, rec in read_jsonl(comp, what="comparatives file"):
-        if rec.get("kind", "pairs") != "pairs":
-            raise DataError(f"{comp}:{lineno}: kind {rec.get('kind')!r}; a texts task reads kind \"pairs\" records")
-        text = " ".join(str(rec.get("text") or "").split())
-        if not text:
+    from .comparatives import RecordKind, read_comparatives
+
+    for rec in read_comparatives(comp, kinds=(RecordKind.pairs,), other_kinds="error"):
+        if not rec.text:
             continue
-        ids = [str(rec.get("first")), str(rec.get("second"))]
+        ids = [rec.first, rec.second]
         missing = [i for i in ids if i not in by_id]
         if missing:
-            raise DataError(f"{comp}:{lineno}: image id {missing[0]!r} is not in the task's images "
+            raise DataError(f"{comp}:{rec.line}: image id {missing[0]!r} is not in the task's images "
                             f"({task.dataset.source}, split {task.split!r})")
         if ids[0] != ids[1]:
-            task.records.append((by_id[ids[0]], by_id[ids[1]], text))
+            task.records.append((by_id[ids[0]], by_id[ids[1]], rec.text))
     if not task.records:
         raise DataError(f"{comp}: no usable records (kind \"pairs\" with first, second and text)")
 
@@ -542,6 +551,7 @@ def sample_trials(task: Task, seed: int, n: int) -> tuple[list[Trial], int]:
             if a == b:
                 continue
             forward, reverse = pair["text"], pair["reverse"]
+            variants = pair["paraphrases"]
         else:
             a, b = rng.sample(range(len(task.items)), 2)
             only_a = task.attribute_sets[a] - task.attribute_sets[b]
@@ -549,14 +559,17 @@ def sample_trials(task: Task, seed: int, n: int) -> tuple[list[Trial], int]:
             if not only_a and not only_b:
                 skipped += 1
                 continue
-            forward = task.template.format(first=_join(only_a, task.empty), second=_join(only_b, task.empty))
-            reverse = task.template.format(first=_join(only_b, task.empty), second=_join(only_a, task.empty))
+            sa, sb = _join(only_a, task.empty), _join(only_b, task.empty)
+            forward = task.template.format(first=sa, second=sb)
+            reverse = task.template.format(first=sb, second=sa)
+            variants = [(t.format(first=sa, second=sb), t.format(first=sb, second=sa)) for t in task.templates]
         a_first = rng.random() < 0.5
         use_reverse = rng.random() < 0.5
         # forward holds when a is shown first; reverse holds when b is.
         text = reverse if use_reverse else forward
         first, second = (a, b) if a_first else (b, a)
-        trials.append(Trial(first, second, text, a_first != use_reverse))
+        trials.append(Trial(first, second, text, a_first != use_reverse,
+                            tuple(r if use_reverse else f for f, r in variants)))
     return trials, skipped
 
 
@@ -569,12 +582,3 @@ def check_seeds(seeds: int, pairs: int) -> None:
         raise PcclipError(f"--seeds must be at least 1, got {seeds}")
     if pairs < 1:
         raise PcclipError(f"--pairs must be at least 1, got {pairs}")
-
-
-def clip_for(model):
-    """A LoadedClip from a SPEC string (loaded now, after the caller checked its inputs) or an already loaded one."""
-    if isinstance(model, str):
-        from .models import load_clip
-
-        return load_clip(model)
-    return model

@@ -123,7 +123,7 @@ def shapes_clip(world):
     """A small `shapes-clip` (pcclip-micro trained from random init on the `world` fixture's captions, a few
     seconds), installed in this session's PCCLIP_HOME so tests can pass `--model shapes-clip` cheaply."""
     from pcclip_cli.models import load_clip, shapes_model_dir
-    from pcclip_cli.training import ShapesRecipe, train_shapes_base
+    from pcclip_cli.shapes_model import ShapesRecipe, train_shapes_base
 
     train_shapes_base(shapes_model_dir(), recipe=ShapesRecipe.for_tests(), world_dir=world)
     return load_clip("shapes-clip", "cpu")

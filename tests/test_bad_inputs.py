@@ -28,7 +28,8 @@ MODEL = ["--model", "pcclip-micro"]  # never the default shapes-clip: it would b
 @pytest.fixture(scope="module")
 def assets(world, tmp_path_factory):
     """Read-only inputs shared by the cases, outside their working directories: a micro checkpoint, an index."""
-    from pcclip_cli.models import load_clip, save_checkpoint
+    from pcclip_cli.checkpoints import save_checkpoint
+    from pcclip_cli.models import load_clip
     from pcclip_cli.retrieval import build_index
 
     root = tmp_path_factory.mktemp("bad-input-assets")
@@ -105,6 +106,19 @@ def w_images(*specs):
     return write
 
 
+def bomb_png(side: int = 20000) -> bytes:
+    """A valid PNG header claiming side x side pixels (far past the decoder's limit) with a tiny body: opening it
+    must be refused before anything is decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)  # 1-bit greyscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+
+
 def w_comparatives_without_text(d, a):
     (d / "comps.jsonl").write_text(json.dumps({"key": "a -> b", "kind": "pairs", "first": "a", "second": "b"}) + "\n")
 
@@ -176,6 +190,15 @@ CASES = [
          w_text("run.toml", "epochs = = 3\n")),
     Case("train/zero-byte comparatives", ["train", *MODEL, "--comparatives", "comps.jsonl", "--captions", CAPTIONS,
                                           "--out", "run"], "comps.jsonl", w_empty("comps.jsonl")),
+    Case("train/NaN learning rate", ["train", *MODEL, "--comparatives", "comps.jsonl", "--captions", CAPTIONS,
+                                     "--out", "run", "--lr", "nan"], "--lr must be a finite number"),
+    Case("train/infinite temperature", ["train", *MODEL, "--comparatives", "comps.jsonl", "--captions", CAPTIONS,
+                                        "--out", "run", "--temperature", "inf"], "--temperature must be a finite"),
+    Case("train/NaN in the config file", ["train", "--config", "run.toml", "--out", "run"],
+         "weight_decay must be a finite number", w_text("run.toml", 'model = "pcclip-micro"\nweight_decay = nan\n'
+                                                        'comparatives = "c.jsonl"\ncaptions = "c.jsonl"\n')),
+    Case("train/average with a NaN alpha", ["train", "average", "{ckpt}", "--out", "avg", "--alpha", "nan"],
+         "--alpha must be a finite number"),
     Case("train/resume a missing run", ["train", "--resume", "nowhere"], "no such run directory"),
     # rank
     Case("rank/missing image", ["rank", *MODEL, "a.png", "b.png", "larger"], "not found", w_images(("a.png", "ok"))),
@@ -183,6 +206,8 @@ CASES = [
          w_images(("a.png", "ok"), ("b.png", b""))),
     Case("rank/text file posing as an image", ["rank", *MODEL, "a.png", "b.png", "larger"], "unreadable image",
          w_images(("a.png", "ok"), ("b.png", b"this is not a PNG\n"))),
+    Case("rank/decompression bomb", ["rank", *MODEL, "a.png", "b.png", "larger"], "too large to decode safely",
+         w_images(("a.png", "ok"), ("b.png", bomb_png()))),
     Case("rank/unknown model", ["rank", "--model", "ViT-Z-99", "a.png", "b.png", "larger"], "ViT-Z-99",
          w_images(("a.png", "ok"), ("b.png", "ok"))),
     Case("rank/pickle posing as a checkpoint", ["rank", "--model", "ckpt", "a.png", "b.png", "larger"],
@@ -197,6 +222,8 @@ CASES = [
     # classify, distance, eval
     Case("classify/alpha out of range", ["classify", *MODEL, "--dataset", "{world}/classes/colour.jsonl", "--alpha",
                                          "1.5"], "--alpha must be in [0, 1]"),
+    Case("classify/infinite alpha", ["classify", *MODEL, "--dataset", "{world}/classes/colour.jsonl", "--alpha",
+                                     "-inf"], "--alpha must be a finite number"),
     Case("classify/missing manifest", ["classify", *MODEL, "--dataset", "nope.jsonl"], "nope.jsonl"),
     Case("distance/malformed comparatives", ["distance", *MODEL, "--comparatives", "comps.jsonl"],
          "comps.jsonl:1", w_text("comps.jsonl", '{"kind": "classes", "first": "cat"\n')),
@@ -205,6 +232,8 @@ CASES = [
     # index, retrieve
     Case("index/folder without images", ["index", "imgs", "--out", "idx", *MODEL], "no images",
          lambda d, a: (d / "imgs").mkdir() or (d / "imgs" / "notes.txt").write_text("x")),
+    Case("index/decompression bomb", ["index", "imgs", "--out", "idx", *MODEL], "too large to decode safely",
+         w_images(("imgs/a.png", "ok"), ("imgs/b.png", bomb_png()))),
     Case("index/corrupt image", ["index", "imgs", "--out", "idx", *MODEL], "unreadable image",
          w_images(("imgs/a.png", "ok"), ("imgs/b.png", b"\x89PNG\r\n\x1a\n truncated"))),
     Case("retrieve/k out of range", ["retrieve", "--index", "{index}", "--text", "a red circle", "--k", "0"],
@@ -263,3 +292,31 @@ def test_the_matrix_covers_every_command():
     assert len(CASES) >= 25
     assert {"generate", "filter", "train", "rank", "classify", "distance", "eval", "index", "retrieve", "report",
             "data"} <= commands
+
+
+def test_a_decompression_bomb_is_skipped_like_any_bad_image(cli, assets, tmp_path, monkeypatch):
+    """--on-bad-image skip treats a bomb as an ordinary bad image: a warning, and the other images ranked."""
+    work = tmp_path / "work"
+    work.mkdir()
+    w_images(("a.png", "ok"), ("c.png", "ok"), ("b.png", bomb_png()))(work, assets)
+    monkeypatch.chdir(work)
+    res = cli("rank", *MODEL, "a.png", "b.png", "c.png", "larger", "--on-bad-image", "skip", "--json")
+    assert res.code == 0, res.stderr
+    ranked = [row["image"] for row in res.json()["order"]]
+    assert len(ranked) == 2 and not any(r.endswith("b.png") for r in ranked)
+    assert "b.png" in res.stderr and "too large" in res.stderr
+
+
+def test_inputs_with_a_byte_order_mark_read_as_utf8(tmp_path):
+    """JSONL and TOML files that start with a UTF-8 BOM (as some editors write them) read like plain UTF-8."""
+    from pcclip_cli.config import load_toml
+    from pcclip_cli.data import read_captions
+
+    captions = tmp_path / "captions.jsonl"
+    captions.write_bytes(b"\xef\xbb\xbf" + json.dumps({"image": "a.png", "caption": "a red circle"}).encode() + b"\n"
+                         + json.dumps({"image": "b.png", "caption": "a blue square"}).encode() + b"\n")
+    records = read_captions(captions)
+    assert [r.caption for r in records] == ["a red circle", "a blue square"]
+    toml = tmp_path / "run.toml"
+    toml.write_bytes(b"\xef\xbb\xbf" + b'model = "pcclip-micro"\nepochs = 3\n')
+    assert load_toml(toml) == {"model": "pcclip-micro", "epochs": 3}

@@ -59,3 +59,21 @@ def test_demo_rerun_reuses_everything_through_the_cli(demo_run, cli):
 def test_demo_bad_option_is_one_clean_error(run_pcclip, tmp_path):
     assert_clean_error(run_pcclip("demo", "--out", tmp_path / "d", "--world-images", "5"), "--world-images")
     assert not (tmp_path / "d").exists()
+
+
+def test_report_reads_what_the_demo_writes(demo_run, cli, tmp_path):
+    """`pcclip report runs/demo`: the demo's two evaluations become two arms, base and PC-CLIP."""
+    out, result = demo_run
+    table, plot = tmp_path / "table.md", tmp_path / "plot.png"
+    res = cli("report", out, "--out", table, "--plot", plot, "--json")
+    assert res.code == 0, res.stderr
+    report = res.json()
+    assert report["runs"] == 2 and len(report["arms"]) == 2
+    labels = table.read_text()
+    assert f"{out.name}/base" in labels and f"{out.name}/pc" in labels
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    by_arm = {a["settings"]["arm"]: a["metrics"] for a in report["arms"]}
+    size = next(r for r in result["table"] if r["key"] == "rank/shapes-size")
+    scale = 100 if size["base"] > 1 else 1  # the demo's table may show percentages
+    assert abs(by_arm["base"]["rank/shapes-size"] * scale - size["base"]) < 1e-6
+    assert abs(by_arm["pc"]["rank/shapes-size"] * scale - size["pc"]) < 1e-6

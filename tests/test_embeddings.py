@@ -16,7 +16,7 @@ def images(world, tmp_path):
     folder = tmp_path / "imgs"
     folder.mkdir()
     for rec in read_captions(world / "captions.jsonl")[:6]:
-        shutil.copy(rec.image, folder / rec.image.name)
+        shutil.copy(rec.path, folder / rec.path.name)
     return sorted(folder.iterdir())
 
 

@@ -25,7 +25,8 @@ def suite(world):
 
 def test_suite_has_every_evaluation(suite, world):
     assert suite["suite"] == "shapes" and suite["model"] == "pcclip-micro"
-    assert [r["task"]["name"] for r in suite["rank"]] == ["shapes-size", "shapes-colour", "shapes-attributes"]
+    assert [r["task"]["name"] for r in suite["rank"]] == ["shapes-size", "shapes-colour", "shapes-attributes",
+                                                         "shapes-count"]
     assert all(r["n_pairs"] == 24 for r in suite["rank"])
     for name, info in suite["task_files"].items():
         assert info["sha256"] == hashlib.sha256((world / "tasks" / f"{name}.toml").read_bytes()).hexdigest()

@@ -207,8 +207,9 @@ def _train_kill_resume(world, tmp_path, pairs_n: int, epochs: int, kills: int, s
     import torch
     from safetensors.torch import load_file
 
-    from pcclip_cli.pairs_data import oracle_comparatives
-    from pcclip_cli.training import TrainConfig, train
+    from pcclip_cli.finetune import train
+    from pcclip_cli.training import TrainConfig
+    from pcclip_cli.training.pair_data import oracle_comparatives
 
     pairs = tmp_path / "pairs.jsonl"
     oracle_comparatives(world, pairs, pairs=pairs_n, split=None, seed=2)

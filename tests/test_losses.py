@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pcclip_cli.errors import PcclipError
-from pcclip_cli.losses import (
+from pcclip_cli.training.losses import (
     LossConfig,
     LossKind,
     combined_loss,
@@ -118,7 +118,7 @@ def test_loss_config_validation():
 
 
 def test_drop_diagonal_keeps_off_diagonal_entries():
-    from pcclip_cli.losses import _drop_diagonal
+    from pcclip_cli.training.losses import _drop_diagonal
 
     m = torch.arange(16.0).view(4, 4)
     out = _drop_diagonal(m)

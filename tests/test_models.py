@@ -7,15 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from pcclip_cli.checkpoints import read_checkpoint_meta, save_checkpoint
 from pcclip_cli.errors import CheckpointError, UnknownModelError
-from pcclip_cli.models import (
-    PAPER_MODEL,
-    SpecKind,
-    load_clip,
-    parse_spec,
-    read_checkpoint_meta,
-    save_checkpoint,
-)
+from pcclip_cli.models import PAPER_MODEL, SpecKind, load_clip, parse_spec
 
 
 def test_spec_grammar(tmp_path):

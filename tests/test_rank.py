@@ -15,7 +15,7 @@ from pcclip_cli.tasks import load_task, sample_trials
 
 @pytest.fixture(scope="module")
 def imgs(world):
-    return [r.image for r in read_captions(world / "captions.jsonl")[:6]]
+    return [r.path for r in read_captions(world / "captions.jsonl")[:6]]
 
 
 def direct_scores(clip, paths, text):
@@ -89,7 +89,20 @@ def test_benchmark_numbers_are_mean_and_se_of_recomputed_seeds(cli, micro_clip, 
     for t in trials:
         s = float((g[str(task.items[t.first].path)] - g[str(task.items[t.second].path)]) @ texts[t.text])
         correct += (s >= 0) == t.holds
-    assert out["per_seed"][1]["accuracy"] == pytest.approx(correct / 20)
+    assert out["per_seed"][1]["sentence_accuracy"] == pytest.approx(correct / 20)
+    # The headline is the mean over the held-out paraphrases, each scored on the same trials.
+    per_paraphrase = []
+    for k in range(len(trials[0].paraphrases)):
+        f = micro_clip.encode_texts([t.paraphrases[k] for t in trials])
+        ok = [(float((g[str(task.items[t.first].path)] - g[str(task.items[t.second].path)]) @ f[i]) >= 0) == t.holds
+              for i, t in enumerate(trials)]
+        per_paraphrase.append(sum(ok) / 20)
+    assert len(per_paraphrase) == 5 == len(out["paraphrases"])
+    assert out["per_seed"][1]["paraphrase_accuracy"] == pytest.approx(per_paraphrase)
+    assert out["per_seed"][1]["accuracy"] == pytest.approx(sum(per_paraphrase) / 5)
+    assert out["measured_on"] == "paraphrases"
+    means = [p["accuracy"]["mean"] for p in out["paraphrases"]]
+    assert out["accuracy"]["mean"] == pytest.approx(sum(means) / len(means))
     again = cli("rank", "--task", task_file, "--model", "pcclip-micro", "--seeds", 3, "--pairs", 20, "--json").json()
     assert again["per_seed"] == out["per_seed"]
 
@@ -158,6 +171,8 @@ def test_bad_rank_inputs(cli, imgs, args, fragment):
      "group 'b' is empty"),
     ('[groups.a]\ncount = 1\n', "[[pairs]]"),
     ('colour = "x"\n[groups.a]\ncount = 1\n', "unknown key(s) colour"),
+    ('[groups.a]\ncount = 1\n[groups.b]\ncount = 2\n[[pairs]]\nfirst = "a"\nsecond = "b"\ntext = "x y z"\n'
+     '[[pairs.paraphrases]]\ntext = "p q r"\n', "both text and reverse"),
 ])
 def test_bad_task_files(cli, world, tmp_path, body, fragment):
     task = tmp_path / "bad.toml"

@@ -29,7 +29,7 @@ def awa2(world, tmp_path_factory):
     (base / "classes.txt").write_text("".join(f"{i + 1}\t{c}\n" for i, c in enumerate(classes)))
     (base / "predicates.txt").write_text("".join(f"{i + 1}\t{p}\n" for i, p in enumerate(predicates)))
     (base / "predicate-matrix-binary.txt").write_text("\n".join(matrix) + "\n")
-    images = [r.image for r in read_captions(world / "captions.jsonl")[:12]]
+    images = [r.path for r in read_captions(world / "captions.jsonl")[:12]]
     for k, img in enumerate(images):
         save_jpg(img, base / "JPEGImages" / classes[k % 3] / f"{classes[k % 3]}_{k:04d}.jpg")
     return root
@@ -44,7 +44,7 @@ def cub(world, tmp_path_factory):
     lines = {"images": [], "labels": [], "split": []}
     for k, rec in enumerate(recs, start=1):
         rel = f"{classes[k % 2]}/{classes[k % 2].split('.')[1]}_{k}.jpg"
-        save_jpg(rec.image, base / "images" / rel)
+        save_jpg(rec.path, base / "images" / rel)
         lines["images"].append(f"{k} {rel}")
         lines["labels"].append(f"{k} {k % 2 + 1}")
         lines["split"].append(f"{k} {k % 2}")

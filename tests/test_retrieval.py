@@ -38,7 +38,7 @@ def world_vectors(world, micro_clip):
     from pcclip_cli.data import read_captions
 
     recs = read_captions(world / "captions.jsonl")
-    res = embed_images(micro_clip, [r.image for r in recs])
+    res = embed_images(micro_clip, [r.path for r in recs])
     return [str(p) for p in res.paths], res.vectors, recs
 
 
@@ -172,7 +172,8 @@ def text_scope_checkpoint(path, perturb: str):
     """A real checkpoint of pcclip-micro with one tower's weights changed, as a finetune would leave it."""
     import torch
 
-    from pcclip_cli.models import load_clip, save_checkpoint
+    from pcclip_cli.checkpoints import save_checkpoint
+    from pcclip_cli.models import load_clip
 
     clip = load_clip("pcclip-micro", "cpu", fresh=True)
     tower = clip.model.transformer if perturb == "text" else clip.model.visual

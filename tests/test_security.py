@@ -128,7 +128,8 @@ def test_inside_refuses_paths_that_escape(tmp_path):
 
 
 def _checkpoint(tmp_path: Path, **meta_changes) -> Path:
-    from pcclip_cli.models import load_clip, save_checkpoint
+    from pcclip_cli.checkpoints import save_checkpoint
+    from pcclip_cli.models import load_clip
 
     clip = load_clip("pcclip-micro", "cpu")
     ckpt = tmp_path / "ckpt"
@@ -171,8 +172,9 @@ def test_a_run_directory_cannot_redirect_a_resumed_run(world, tmp_path, cli):
 
     if importlib.util.find_spec("pcclip_cli.training") is None:
         pytest.skip("`pcclip train` is not built yet (pcclip_cli/training.py is absent)")
-    from pcclip_cli.pairs_data import oracle_comparatives
-    from pcclip_cli.training import TrainConfig, train
+    from pcclip_cli.finetune import train
+    from pcclip_cli.training import TrainConfig
+    from pcclip_cli.training.pair_data import oracle_comparatives
 
     pairs = tmp_path / "pairs.jsonl"
     oracle_comparatives(world, pairs, pairs=32, split=None, seed=0)

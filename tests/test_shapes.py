@@ -120,3 +120,58 @@ def test_cli_data_shapes_for_people_shows_progress_and_summary(cli, tmp_path):
     assert result.code == 0, result.stderr
     assert result.stdout == ""
     assert "wrote 6 images" in result.stderr and "drawing shapes" in result.stderr
+
+
+_STOPWORDS = set("a an the of in on to and or is are it its this that than from with by for as at be into "
+                 "while whereas but not no very much just only".split())
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in "".join(c.lower() if c.isalnum() or c == "'" else " " for c in text).split()]
+
+
+def _paraphrases(world) -> dict[str, list[str]]:
+    from pcclip_cli.tasks import load_task
+
+    out = {}
+    for name in ("size", "colour", "attributes", "count"):
+        task = load_task(world / "tasks" / f"{name}.toml")
+        texts = list(task.templates) + [t for p in task.pairs for pair in p["paraphrases"] for t in pair]
+        out[name] = [t.replace("{first}", " ").replace("{second}", " ") for t in texts]
+    return out
+
+
+def test_held_out_paraphrases_share_little_with_the_oracle_comparatives(world):
+    """Each shapes task carries >= 5 paraphrases whose words and sentence shapes the training comparatives
+    (the oracle's) do not use: at most one shared content word each (attribute values such as 'yellow', and
+    'first'/'second', which every comparison needs, do not count), and no shared run of four words."""
+    from pcclip_cli.shapes import SIZES
+
+    _, records = load_world(world)
+    rng = random.Random(0)
+    oracle = [describe_difference(x["attributes"], y["attributes"], rng) for x in records for y in records]
+    oracle_words = {w for t in oracle for w in _words(t)}
+    oracle_4grams = {tuple(ws[i:i + 4]) for t in oracle for ws in [_words(t)] for i in range(len(ws) - 3)}
+    free = _STOPWORDS | set(COLOURS) | set(SHAPES) | set(SIZES) | {"first", "second"}
+    worst = 0
+    for task, texts in _paraphrases(world).items():
+        assert len(texts) >= 10 if task != "attributes" else len(texts) >= 5, task
+        for text in texts:
+            ws = _words(text)
+            shared = {w for w in ws if w not in free} & oracle_words
+            worst = max(worst, len(shared))
+            assert len(shared) <= 1, (task, text, shared)
+            grams = {tuple(ws[i:i + 4]) for i in range(len(ws) - 3)}
+            assert not grams & oracle_4grams, (task, text, grams & oracle_4grams)
+    assert worst <= 1
+
+
+def test_the_overlap_check_catches_an_oracle_phrasing(world):
+    """The check above is not vacuous: an oracle sentence itself fails it."""
+    _, records = load_world(world)
+    rng = random.Random(0)
+    oracle = [describe_difference(x["attributes"], y["attributes"], rng) for x in records[:20] for y in records[:20]]
+    sizes = [t for t in oracle if "bigger" in t or "larger" in t]
+    ws = _words(sizes[0])
+    oracle_4grams = {tuple(w[i:i + 4]) for t in oracle for w in [_words(t)] for i in range(len(w) - 3)}
+    assert {tuple(ws[i:i + 4]) for i in range(len(ws) - 3)} & oracle_4grams

@@ -7,18 +7,19 @@ import pytest
 import torch
 
 from conftest import assert_clean_error
+from pcclip_cli.checkpoints import read_checkpoint_meta
 from pcclip_cli.errors import PcclipError
+from pcclip_cli.finetune import train
 from pcclip_cli.io import read_jsonl
-from pcclip_cli.models import load_clip, read_checkpoint_meta
-from pcclip_cli.pairs_data import oracle_comparatives, read_comparative_pairs
+from pcclip_cli.models import load_clip
 from pcclip_cli.training import (
     Objective,
     TrainConfig,
     Trainer,
     TrainingError,
     difference_accuracy,
-    train,
 )
+from pcclip_cli.training.pair_data import oracle_comparatives, read_comparative_pairs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -120,6 +121,10 @@ def test_weights_load_in_plain_open_clip(world, pairs, tmp_path):
         assert torch.allclose(plain.encode_text(tokens), ours.model.encode_text(tokens), atol=1e-6)
 
 
+def _trainer(cfg):
+    return Trainer(cfg, load_clip(cfg.model, "cpu", fresh=True)).prepare()
+
+
 def _count_calls(module):
     calls = []
     module.register_forward_hook(lambda *a: calls.append(1))
@@ -129,7 +134,7 @@ def _count_calls(module):
 def test_text_scope_never_runs_the_image_tower(world, pairs, tmp_path, micro_clip):
     from pcclip_cli.embeddings import EmbeddingCache
 
-    trainer = Trainer(_cfg(world, pairs, tmp_path / "run", epochs=1)).prepare()
+    trainer = _trainer(_cfg(world, pairs, tmp_path / "run", epochs=1))
     calls = _count_calls(trainer.model.visual)
     trainer.fit()
     assert calls == []
@@ -138,7 +143,7 @@ def test_text_scope_never_runs_the_image_tower(world, pairs, tmp_path, micro_cli
 
 
 def test_image_scope_trains_only_the_image_tower(world, pairs, tmp_path, micro_clip):
-    trainer = Trainer(_cfg(world, pairs, tmp_path / "run", epochs=1, scope="image")).prepare()
+    trainer = _trainer(_cfg(world, pairs, tmp_path / "run", epochs=1, scope="image"))
     calls = _count_calls(trainer.model.transformer)
     trainer.fit()
     assert calls == []  # texts were embedded once, before the loop
@@ -149,7 +154,7 @@ def test_image_scope_trains_only_the_image_tower(world, pairs, tmp_path, micro_c
 
 
 def test_reference_params_train_only_the_text_transformer(world, pairs, tmp_path, micro_clip):
-    trainer = Trainer(_cfg(world, pairs, tmp_path / "run", epochs=1, reference_params=True)).prepare()
+    trainer = _trainer(_cfg(world, pairs, tmp_path / "run", epochs=1, reference_params=True))
     trainer.fit()
     changed = _changed(_state(micro_clip.model), _state(trainer.model))
     assert changed and all(k.startswith("transformer.") for k in changed)
@@ -295,7 +300,7 @@ def test_resume_extends_a_run_and_refuses_a_different_model(cli, world, pairs, t
 
 
 def test_image_scope_refuses_models_without_separable_towers(cli, world, pairs, tmp_path):
-    from pcclip_cli.models import _open_clip
+    from pcclip_cli.model_spec import open_clip_module
 
     cfg = {"embed_dim": 32, "custom_text": True,
            "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16, "attentional_pool": True,
@@ -306,7 +311,7 @@ def test_image_scope_refuses_models_without_separable_towers(cli, world, pairs, 
                               "attn_pooler_heads": 2}}
     path = tmp_path / "test-tiny-coca.json"
     path.write_text(json.dumps(cfg))
-    _open_clip().add_model_config(path)
+    open_clip_module().add_model_config(path)
     res = cli("train", "--model", "test-tiny-coca", "--scope", "image", "--comparatives", pairs,
               "--captions", world / "captions.jsonl", "--out", tmp_path / "run")
     assert res.code == 1 and len(res.error_lines()) == 1, res.stderr

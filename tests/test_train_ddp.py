@@ -8,8 +8,9 @@ import sys
 import pytest
 import torch
 
+from pcclip_cli.finetune import train
 from pcclip_cli.models import load_clip
-from pcclip_cli.training import TrainConfig, train
+from pcclip_cli.training import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -5,8 +5,10 @@ import shlex
 
 import pytest
 
-from pcclip_cli.models import SpecKind, load_clip, read_checkpoint_meta, shapes_model_dir
-from pcclip_cli.training import IDENTITY_KEYS, ShapesRecipe, resolve_config, train_shapes_base
+from pcclip_cli.checkpoints import read_checkpoint_meta
+from pcclip_cli.models import SpecKind, load_clip, shapes_model_dir
+from pcclip_cli.shapes_model import ShapesRecipe, train_shapes_base
+from pcclip_cli.training import IDENTITY_KEYS, resolve_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

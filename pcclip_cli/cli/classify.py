@@ -8,15 +8,15 @@ from typing import Annotated
 import typer
 
 from ..classification import DEFAULT_TEMPLATE, DescriptionMode
-from .console import JsonOption, emit_json, err, progress_bar, warn
-from .rank import DEFAULT_MODEL, pct
+from .console import DEFAULT_MODEL, JsonOption, ModelOption, emit_json, err, progress_bar, warn
+from .tables import pct
 
 
 def command(
     dataset: Annotated[str, typer.Option(
         help="A JSONL manifest with labels, an image folder (one subfolder per class), or a named dataset "
              "(cifar10, cifar100, flowers102, eurosat, sun397, awa2, cub) under --data-root.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="CLIP model SPEC (see `pcclip models`).")] = DEFAULT_MODEL,
+    model: ModelOption = DEFAULT_MODEL,
     data_root: Annotated[Path | None, typer.Option(help="Where local copies of named datasets live.")] = None,
     split: Annotated[str | None, typer.Option(
         help="Split to evaluate; default test when the dataset has one, else every image.")] = None,

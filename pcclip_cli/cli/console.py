@@ -14,6 +14,8 @@ from rich.console import Console
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+DEFAULT_MODEL = "shapes-clip"
+ModelOption = Annotated[str, typer.Option("--model", "-m", help="CLIP model SPEC (see `pcclip models`).")]
 
 
 def emit_json(obj: Any) -> None:

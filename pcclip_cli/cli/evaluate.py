@@ -8,12 +8,12 @@ from typing import Annotated
 import typer
 
 from ..suite import Suite
-from .console import JsonOption, emit_json, err, progress_bar, warn
-from .rank import DEFAULT_MODEL, pct
+from .console import DEFAULT_MODEL, JsonOption, ModelOption, emit_json, err, progress_bar, warn
+from .tables import pct
 
 
 def command(
-    model: Annotated[str, typer.Option("--model", "-m", help="CLIP model SPEC (see `pcclip models`).")] = DEFAULT_MODEL,
+    model: ModelOption = DEFAULT_MODEL,
     suite: Annotated[Suite, typer.Option(help="shapes: the shapes world; paper: the paper's tasks and datasets "
                                               "found under --data-root.")] = Suite.shapes,
     world: Annotated[Path | None, typer.Option(
@@ -108,8 +108,7 @@ def render_geometry(g: dict | None) -> None:
 def render(result: dict) -> None:
     from rich.table import Table
 
-    from .distance import render as render_distance
-    from .rank import render_tasks
+    from .tables import render_distances, render_tasks
 
     where = result.get("world", {}).get("path") or result["settings"].get("data_root")
     err.print(f"[bold]pcclip eval --suite {result['suite']}[/bold], model {result['model']} "
@@ -161,7 +160,7 @@ def render(result: dict) -> None:
         err.print(f"descriptions scored on split {first['scored_split']!r}, evaluated on split "
                   f"{first['evaluated_split']!r}")
     for name, d in result.get("distance", {}).items():
-        render_distance(d, title=f"{name}: comparison distances (class prompt {d['template']!r})")
+        render_distances(d, title=f"{name}: comparison distances (class prompt {d['template']!r})")
     for s in result.get("skipped", []):
         if "dataset" in s:
             err.print(f"skipped {s['dataset']}: {s['skipped']}")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import enum
 import importlib
+import math
 import os
 import sys
+import typing
 from typing import Annotated
 
 import click
@@ -22,11 +24,41 @@ class Device(str, enum.Enum):
     cuda = "cuda"
 
 
+def _is_float_option(param) -> bool:
+    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    return annotation is float or float in typing.get_args(annotation)
+
+
+def _finite_floats(command) -> object:
+    """Give every float option of `command` (and of its subcommands) a check that refuses NaN and ±inf: no
+    setting of pcclip means anything at either, and a NaN learning rate would only fail much later."""
+    for param in command.params:
+        if not _is_float_option(param) or getattr(param, "_finite_checked", False):
+            continue
+        original = param.callback
+
+        def check(ctx, p, value, _original=original):
+            values = value if isinstance(value, (list, tuple)) else [value]
+            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+                raise PcclipError(f"{p.opts[0] if p.opts else p.name} must be a finite number, got {value}")
+            return _original(ctx, p, value) if _original else value
+
+        param.callback = check
+        param._finite_checked = True
+    for sub in getattr(command, "commands", {}).values():
+        _finite_floats(sub)
+    return command
+
+
 class PcclipGroup(TyperGroup):
     """Turns library errors into one `error:` line and exit code 1, for the CLI and CliRunner alike."""
 
     def list_commands(self, ctx):  # keep the order of COMMANDS, not alphabetical
         return list(self.commands)
+
+    def get_command(self, ctx, name):
+        command = super().get_command(ctx, name)
+        return _finite_floats(command) if command is not None else None
 
     def invoke(self, ctx):
         try:
@@ -74,7 +106,7 @@ def root(
     """PC-CLIP toolkit."""
     # Library code reads the device choice from the environment so scripts and commands agree.
     os.environ["PCCLIP_DEVICE"] = device.value
-    from ..models import set_notifier
+    from ..notices import set_notifier
     from .console import info
 
     set_notifier(info)
@@ -101,12 +133,7 @@ COMMANDS: dict[str, str] = {
 
 def _register() -> None:
     for name, module_name in COMMANDS.items():
-        try:
-            module = importlib.import_module(f"{__package__}.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__package__}.{module_name}":
-                raise
-            continue  # not built yet: not listed
+        module = importlib.import_module(f"{__package__}.{module_name}")
         if isinstance(getattr(module, "app", None), typer.Typer):
             app.add_typer(module.app, name=name)
         else:

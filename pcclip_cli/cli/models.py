@@ -16,15 +16,11 @@ def command(
     json_out: JsonOption = False,
 ):
     """List built-in architectures, the shapes model, pretrained tags, local checkpoints and LLM names."""
+    from ..llm.registry import list_llms
     from ..models import list_models
 
     listing = list_models(search=list(search or []) + [Path.cwd()], all_pretrained=all_pretrained)
-    try:
-        from ..llm.registry import list_llms
-    except ImportError:
-        pass
-    else:
-        listing["llms"] = list_llms()
+    listing["llms"] = list_llms()
     if json_out:
         emit_json(listing)
         return

@@ -8,16 +8,15 @@ from typing import Annotated
 import typer
 
 from ..data import OnError
-from .console import JsonOption, emit_json, err, progress_bar, warn
-
-DEFAULT_MODEL = "shapes-clip"
+from .console import DEFAULT_MODEL, JsonOption, ModelOption, emit_json, err, progress_bar, warn
+from .tables import render_task
 
 
 def command(
     args: Annotated[list[str] | None, typer.Argument(
         help="IMAGE... ATTRIBUTE: image files, folders or a JSONL manifest, then an attribute word ('larger') "
              "or a full comparative sentence.", show_default=False, metavar="IMAGE... ATTRIBUTE")] = None,
-    model: Annotated[str, typer.Option("--model", "-m", help="CLIP model SPEC (see `pcclip models`).")] = DEFAULT_MODEL,
+    model: ModelOption = DEFAULT_MODEL,
     task: Annotated[Path | None, typer.Option(help="Run the difference benchmark in this task TOML instead.")] = None,
     seeds: Annotated[int, typer.Option(help="Benchmark: number of seeds (accuracy is mean ± standard error).")] = 5,
     pairs: Annotated[int, typer.Option(help="Benchmark: image pairs per seed.")] = 100,
@@ -73,28 +72,4 @@ def render_images(result: dict) -> None:
     table.add_column("image")
     for row in result["order"]:
         table.add_row(str(row["rank"]), f"{row['score']:+.4f}", row["image"])
-    err.print(table)
-
-
-def pct(x) -> str:
-    return "-" if x is None else f"{100 * x:.2f}"
-
-
-def render_task(result: dict, title: str | None = None) -> None:
-    render_tasks([result], title=title or f"difference-based classification, model {result['model']}")
-
-
-def render_tasks(results: list[dict], title: str) -> None:
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left")
-    for col, just in (("task", "left"), ("kind", "left"), ("accuracy %", "right"), ("± SE", "right"),
-                      ("seeds", "right"), ("pairs", "right"), ("images", "right")):
-        table.add_column(col, justify=just)
-    for r in results:
-        if "skipped" in r and "accuracy" not in r:
-            table.add_row(r.get("name", "?"), "", "skipped", "", "", "", r["skipped"][:60])
-            continue
-        table.add_row(r["task"]["name"], r["task"]["kind"], pct(r["accuracy"]["mean"]), pct(r["accuracy"]["se"]),
-                      str(len(r["seeds"])), str(r["n_pairs"]), str(r["images_embedded"]))
     err.print(table)

@@ -1,19 +1,28 @@
-"""`pcclip train`: finetune CLIP with PC-CLIP (or a caption baseline), resume a run, average weights."""
+"""`pcclip train`: finetune CLIP with PC-CLIP (or a caption baseline), resume a run, average weights.
+
+Its options are generated from `TrainConfig`'s fields: names, types, choices, help and defaults live there only.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import enum
+import inspect
 import os
+import typing
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ..losses import LossKind
-from ..models import Scope
-from ..training import Init, Objective, OptimizerKind, ScheduleKind
+from ..training.config import TrainConfig
 from .console import JsonOption, emit_json, err, progress_bar, warn
 
 app = typer.Typer(help="Finetune CLIP: PC-CLIP on comparatives, or the caption baselines.", no_args_is_help=False)
+
+# Python names that cannot be parameter names, and fields whose flag is spelled differently.
+_PARAM_NAMES = {"compile": "compile_"}
+_LIST_FIELDS = {"rank_weights"}
 
 
 def _parse_weights(text: str | None) -> list[float] | None:
@@ -34,46 +43,40 @@ def _parse_weights(text: str | None) -> list[float] | None:
     return values
 
 
-@app.callback(invoke_without_command=True)
-def command(
-    ctx: typer.Context,
-    model: Annotated[str | None, typer.Option(help="Base model SPEC (default shapes-clip; see `pcclip models`).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Run directory: checkpoints, metrics.jsonl, the final model.")] = None,
-    config: Annotated[Path | None, typer.Option(help="A run.toml with these settings; flags override it.")] = None,
-    resume: Annotated[Path | None, typer.Option(help="Continue the run in this directory from its last checkpoint.")] = None,
-    objective: Annotated[Objective | None, typer.Option(help="pc (comparatives, default) or caption (CLIP loss).")] = None,
-    comparatives: Annotated[Path | None, typer.Option(help="Comparatives JSONL from generate/filter (pc).")] = None,
-    captions: Annotated[Path | None, typer.Option(help="captions.jsonl: the images the comparatives name.")] = None,
-    split: Annotated[str | None, typer.Option(help="Use only images of this split (e.g. train).")] = None,
-    max_pairs: Annotated[int | None, typer.Option(help="Subsample the comparatives to this many (seeded).")] = None,
-    loss: Annotated[LossKind | None, typer.Option(help="contrastive (default) or mse.")] = None,
-    temperature: Annotated[float | None, typer.Option(help="Fixed temperature (pc default 1.0, as the paper).")] = None,
-    rank_weights: Annotated[str | None, typer.Option(help="RankCLIP lambdas L1,L2 (in-modal, cross-modal), e.g. 1/16,1/16.")] = None,
-    base_loss: Annotated[bool | None, typer.Option("--base-loss/--no-base-loss", help="Keep the base loss (ablation: drop it).")] = None,
-    mse_raw_difference: Annotated[bool | None, typer.Option("--mse-raw-difference", help="MSE on the un-normalised difference, as the reference.")] = None,
-    scope: Annotated[Scope | None, typer.Option(help="text (default), image or both: the tower(s) trained.")] = None,
-    reference_params: Annotated[bool | None, typer.Option("--reference-params", help="Train only the text transformer blocks, as the reference code.")] = None,
-    init: Annotated[Init | None, typer.Option(help="pretrained (the SPEC's weights, default) or random.")] = None,
-    optimizer: Annotated[OptimizerKind | None, typer.Option(help="adam (default, the paper) or adamw.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate (paper: 1e-8 pc, 1e-6 caption).")] = None,
-    weight_decay: Annotated[float | None, typer.Option(help="Weight decay (default 0).")] = None,
-    schedule: Annotated[ScheduleKind | None, typer.Option(help="exponential (default), cosine or constant.")] = None,
-    gamma: Annotated[float | None, typer.Option(help="ExponentialLR decay per epoch (default 0.9).")] = None,
-    warmup_steps: Annotated[int | None, typer.Option(help="Linear warm-up steps (default 0).")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs (default 20).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Global batch size (default 512).")] = None,
-    grad_clip: Annotated[float | None, typer.Option(help="Clip the gradient norm to this.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed for data order and random init (default 0).")] = None,
-    save_every: Annotated[int | None, typer.Option(help="Checkpoint every N epochs (default 1).")] = None,
-    keep_checkpoints: Annotated[int | None, typer.Option(help="Epoch checkpoints to keep (default 1).")] = None,
-    weight_average: Annotated[float | None, typer.Option(help="WiSE-FT: final = ALPHA * finetuned + (1 - ALPHA) * base.")] = None,
-    eval_task: Annotated[Path | None, typer.Option(help="Class manifest (.jsonl) or groups task (.toml) scored each epoch.")] = None,
-    eval_template: Annotated[str | None, typer.Option(help="Zero-shot prompt for --eval-task manifests.")] = None,
-    log_every: Annotated[int | None, typer.Option(help="Steps between metrics.jsonl step records.")] = None,
-    amp: Annotated[bool | None, typer.Option("--amp", help="bf16 mixed precision (CUDA only).")] = None,
-    compile_: Annotated[bool | None, typer.Option("--compile", help="torch.compile the step (CUDA only).")] = None,
-    json_out: JsonOption = False,
-):
+def _default_text(f: dataclasses.Field) -> str:
+    if f.default is dataclasses.MISSING:
+        value = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+    else:
+        value = f.default
+    if value is None or value is False:
+        return ""
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if isinstance(value, list):
+        value = ",".join(f"{v:g}" for v in value)
+    return f" (default: {value})"
+
+
+def _option(f: dataclasses.Field, hint) -> inspect.Parameter:
+    """One `--flag` for one TrainConfig field: every flag defaults to None (= "not given"), so a config file's
+    value survives unless the flag is passed."""
+    flag = "--" + f.name.replace("_", "-")
+    help_text = f.metadata.get("help", "") + _default_text(f)
+    base = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    kind = base[0]
+    decls: list[str] = []
+    if f.name in _LIST_FIELDS:
+        kind = str
+    elif kind is bool:
+        decls = [f"{flag}/--no-{flag[2:]}"] if f.default is True else [flag]
+    elif f.metadata.get("path"):
+        kind = Path
+    annotation = Annotated[kind | None, typer.Option(*decls, help=help_text, show_default=False)]
+    return inspect.Parameter(_PARAM_NAMES.get(f.name, f.name), inspect.Parameter.KEYWORD_ONLY, default=None,
+                             annotation=annotation)
+
+
+def _train(ctx: typer.Context, config: Path | None, resume: Path | None, json_out: bool, **options):
     """Finetune CLIP so that g(I1) - g(I2) aligns with f(T12) (PC-CLIP), or with captions (baselines).
 
     Examples:
@@ -83,20 +86,11 @@ def command(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from ..training import run_from_options
+    from ..finetune import run_from_options
 
-    overrides = {
-        "model": model, "out": str(out) if out else None, "objective": objective,
-        "comparatives": str(comparatives) if comparatives else None, "captions": str(captions) if captions else None,
-        "split": split, "max_pairs": max_pairs, "loss": loss, "temperature": temperature,
-        "rank_weights": _parse_weights(rank_weights), "base_loss": base_loss, "mse_raw_difference": mse_raw_difference,
-        "scope": scope, "reference_params": reference_params, "init": init, "optimizer": optimizer, "lr": lr,
-        "weight_decay": weight_decay, "schedule": schedule, "gamma": gamma, "warmup_steps": warmup_steps,
-        "epochs": epochs, "batch_size": batch_size, "grad_clip": grad_clip, "seed": seed, "save_every": save_every,
-        "keep_checkpoints": keep_checkpoints, "weight_average": weight_average,
-        "eval_task": str(eval_task) if eval_task else None, "eval_template": eval_template, "log_every": log_every,
-        "amp": amp, "compile": compile_,
-    }
+    names = {v: k for k, v in _PARAM_NAMES.items()}
+    overrides = {names.get(k, k): (str(v) if isinstance(v, Path) else v) for k, v in options.items()}
+    overrides["rank_weights"] = _parse_weights(overrides.get("rank_weights"))
     main_process = int(os.environ.get("RANK", "0")) == 0
     with progress_bar("training", enabled=main_process and not json_out) as progress:
         result = run_from_options(config, overrides, resume, progress=progress,
@@ -116,6 +110,32 @@ def command(
     err.print(f"checkpoint: {result.checkpoint}  (use it as --model {result.checkpoint})")
 
 
+def _build_command():
+    hints = typing.get_type_hints(TrainConfig)
+    P = inspect.Parameter
+    fixed = [
+        P("ctx", P.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+        P("config", P.KEYWORD_ONLY, default=None, annotation=Annotated[
+            Path | None, typer.Option(help="A run.toml with these settings; flags override it.")]),
+        P("resume", P.KEYWORD_ONLY, default=None, annotation=Annotated[
+            Path | None, typer.Option(help="Continue the run in this directory from its last checkpoint.")]),
+        P("json_out", P.KEYWORD_ONLY, default=False, annotation=JsonOption),
+    ]
+    params = fixed[:1] + [_option(f, hints[f.name]) for f in dataclasses.fields(TrainConfig)] + fixed[1:]
+
+    def command(ctx: typer.Context, **kwargs):
+        config, resume, json_out = kwargs.pop("config"), kwargs.pop("resume"), kwargs.pop("json_out")
+        return _train(ctx, config, resume, json_out, **kwargs)
+
+    command.__signature__ = inspect.Signature(params)
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__doc__ = _train.__doc__
+    return command
+
+
+app.callback(invoke_without_command=True)(_build_command())
+
+
 @app.command("average")
 def average(
     finetuned: Annotated[Path, typer.Argument(help="A checkpoint written by `pcclip train`.")],
@@ -125,7 +145,7 @@ def average(
     json_out: JsonOption = False,
 ):
     """WiSE-FT weight ensembling: average a finetuned checkpoint with its base model's weights."""
-    from ..training import average_with_base
+    from ..finetune import average_with_base
 
     result = average_with_base(finetuned, out, alpha, base)
     if json_out:

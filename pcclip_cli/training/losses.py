@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from .errors import PcclipError
+from ..errors import PcclipError
 
 
 class LossKind(str, enum.Enum):

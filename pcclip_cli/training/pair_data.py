@@ -11,9 +11,10 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data import CaptionRecord, read_captions
-from .errors import DataError
-from .io import read_jsonl, sha256_file, write_jsonl_atomic
+from ..comparatives import RecordKind, read_comparatives
+from ..data import ImageRecord, read_captions
+from ..errors import DataError
+from ..io import sha256_file, write_jsonl_atomic
 
 
 @dataclass
@@ -45,7 +46,7 @@ def data_file_entry(path: str | Path, role: str) -> dict:
     return {"role": role, "path": str(path.resolve()), "sha256": sha256_file(path), "bytes": path.stat().st_size}
 
 
-def _split_filter(records: list[CaptionRecord], split: str | None) -> list[CaptionRecord]:
+def _split_filter(records: list[ImageRecord], split: str | None) -> list[ImageRecord]:
     if split is None:
         return records
     return [r for r in records if r.split == split]
@@ -59,7 +60,7 @@ def read_caption_pairs(captions: str | Path, split: str | None = None) -> Captio
         raise DataError(f"no captions left after filtering {captions} by split {split!r} "
                         f"(its splits: {', '.join(splits)}); pass another --split or none")
     counts = {"read": len(records), "kept": len(kept), "other_split": len(records) - len(kept)}
-    return CaptionData([r.image for r in kept], [r.caption for r in kept], counts)
+    return CaptionData([r.path for r in kept], [r.caption for r in kept], counts)
 
 
 def read_comparative_pairs(comparatives: str | Path, captions: str | Path, split: str | None = None,
@@ -74,18 +75,16 @@ def read_comparative_pairs(comparatives: str | Path, captions: str | Path, split
     counts = {"read": 0, "kept": 0, "not_pairs": 0, "empty_text": 0, "other_split": 0, "same_image": 0}
     missing: list[tuple[int, str]] = []
     rows: list[tuple[str, str, str]] = []
-    for lineno, rec in read_jsonl(comparatives, what="comparatives file"):
+    for comp in read_comparatives(comparatives):
         counts["read"] += 1
-        if rec.get("kind", "pairs") != "pairs":
+        if comp.kind != RecordKind.pairs:
             counts["not_pairs"] += 1
             continue
-        first, second, text = rec.get("first"), rec.get("second"), rec.get("text")
-        if not isinstance(first, str) or not isinstance(second, str):
-            raise DataError(f"{comparatives}:{lineno}: a pairs record needs string \"first\" and \"second\" image ids")
+        first, second, text = comp.first, comp.second, comp.text
         for rid in (first, second):
             if rid not in by_id:
-                missing.append((lineno, rid))
-        if not isinstance(text, str) or not text.strip():
+                missing.append((comp.line, rid))
+        if not text:
             counts["empty_text"] += 1
             continue
         if first == second:
@@ -94,7 +93,7 @@ def read_comparative_pairs(comparatives: str | Path, captions: str | Path, split
         if first not in allowed or second not in allowed:
             counts["other_split"] += 1
             continue
-        rows.append((first, second, text.strip()))
+        rows.append((first, second, text))
     if missing:
         lineno, rid = missing[0]
         raise DataError(f"{comparatives}:{lineno}: image id {rid!r} is not in the captions file {captions} "
@@ -113,7 +112,7 @@ def read_comparative_pairs(comparatives: str | Path, captions: str | Path, split
         for rid in (first, second):
             if rid not in index:
                 index[rid] = len(images)
-                images.append(by_id[rid].image)
+                images.append(by_id[rid].path)
     return PairData(images, [index[f] for f, _, _ in rows], [index[s] for _, s, _ in rows],
                     [t for _, _, t in rows], counts)
 
@@ -123,7 +122,7 @@ def oracle_comparatives(world: str | Path, out: str | Path, *, pairs: int = 1000
     """Write `pairs` comparatives records for random ordered pairs of a shapes world's images, their texts
     written from the known attributes (shapes.describe_difference). `where` keeps images whose attributes
     match (e.g. {"count": 1}). Returns the number of records written."""
-    from .shapes import describe_difference, load_world
+    from ..shapes import describe_difference, load_world
 
     root, recs = load_world(world)
     pool = [r for r in recs if (split is None or r.get("split") == split)

@@ -1,0 +1,130 @@
+"""The import graph of pcclip_cli: dependencies run one way (no cycle, lazy imports included), no module reaches
+into another's private names, and library code never imports the CLI's libraries."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "pcclip_cli"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def _resolve(current: str, is_package: bool, level: int, module: str | None) -> str:
+    base = current.split(".") if is_package else current.split(".")[:-1]
+    if level:
+        base = base[: len(base) - (level - 1)]
+        return ".".join(base + ([module] if module else []))
+    return module or ""
+
+
+def _imports(name: str, path: Path, modules: dict[str, Path]) -> list[tuple[str, list[str]]]:
+    """(imported module, names taken from it) for every import in the file, at any depth (lazy ones too)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    is_package = path.name == "__init__.py"
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(a.name, []) for a in node.names if a.name.startswith("pcclip_cli")]
+        elif isinstance(node, ast.ImportFrom):
+            target = _resolve(name, is_package, node.level, node.module)
+            if not target.startswith("pcclip_cli"):
+                continue
+            names = [a.name for a in node.names]
+            submodules = [f"{target}.{n}" for n in names if f"{target}.{n}" in modules]
+            found.append((target, [n for n in names if f"{target}.{n}" not in modules]))
+            found += [(m, []) for m in submodules]
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for name, path in modules.items():
+        for target, _ in _imports(name, path, modules):
+            # Importing a.b.c runs a/__init__ and a/b/__init__ first: those are dependencies too.
+            parts = target.split(".")
+            for i in range(2, len(parts) + 1):
+                dep = ".".join(parts[:i])
+                if dep in modules and dep != name and not name.startswith(dep + "."):
+                    graph[name].add(dep)
+    return graph
+
+
+def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_import_graph_has_no_cycle():
+    cycle = _find_cycle(_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_cycle_detector_finds_a_planted_cycle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}
+    assert _find_cycle(graph) == ["a", "b", "c", "a"]
+    assert _find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_module_imports_private_names_of_another():
+    modules = _modules()
+    offences = []
+    for name, path in modules.items():
+        for target, names in _imports(name, path, modules):
+            offences += [f"{name} takes {n} from {target}" for n in names if n.startswith("_") and not n.startswith("__") and target != name]
+    assert not offences, offences
+
+
+def test_library_never_imports_typer_or_rich():
+    offences = []
+    for name, path in _modules().items():
+        if name.startswith("pcclip_cli.cli"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            offences += [f"{name} imports {m}" for m in mods if m.split(".")[0] in ("typer", "rich", "click")]
+    assert not offences, offences
+
+
+def test_import_depth_is_reported():
+    """The longest import chain stays short enough to read (docs/architecture.md quotes it)."""
+    graph = _graph()
+    depth: dict[str, int] = {}
+
+    def longest(node: str) -> int:
+        if node not in depth:
+            depth[node] = 1 + max((longest(n) for n in graph[node]), default=0)
+        return depth[node]
+
+    deepest = max(longest(n) for n in graph)
+    assert 2 <= deepest <= 20, deepest
