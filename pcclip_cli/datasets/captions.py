@@ -8,6 +8,7 @@ the image's captions (`--caption all` instead writes one record per caption).
 from __future__ import annotations
 
 import enum
+import json
 import os
 import random
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from ..data import OnError
 from ..errors import DataError, PcclipError
-from ..io import inside, write_jsonl_atomic
+from ..io import atomic_path, inside
 from .json_stream import JsonObjectStream
 
 
@@ -93,10 +94,26 @@ def _relative(path: Path, out: Path) -> str:
     return Path(os.path.relpath(path.resolve(), out.parent.resolve())).as_posix()
 
 
-def _summary(kind: str, out: Path, records: list[dict], missing: list, options: CaptionsOptions, **extra) -> dict:
-    return {"dataset": kind, "out": str(out), **extra, "images": len({r["image"] for r in records}),
-            "records": len(records), "caption": options.caption.value, "sampled": options.images,
-            "seed": options.seed, "split": options.split, "missing_images": len(missing),
+def _write(out: Path, entries, options: CaptionsOptions, source: str) -> dict:
+    """Stream the records of (id, image path, captions, split, extra) entries into `out` atomically: a failure
+    part-way (a missing image under --on-bad-image stop) leaves no file behind."""
+    counts = {"images": 0, "records": 0}
+    with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        for image_id, path, texts, split, extra in entries:
+            for rec in _records(image_id, _relative(path, out), texts, options, split, extra):
+                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                counts["records"] += 1
+            counts["images"] += 1
+        if not counts["images"]:
+            raise DataError(f"no captioned images to write from {source}")
+    return counts
+
+
+def _summary(kind: str, out: Path, counts: dict, missing: list, options: CaptionsOptions, warn, **extra) -> dict:
+    if missing and warn:
+        warn(f"skipped {len(missing)} image(s) with a missing image or caption file, e.g. {missing[0]}")
+    return {"dataset": kind, "out": str(out), **extra, **counts, "caption": options.caption.value,
+            "sampled": options.images, "seed": options.seed, "split": options.split, "missing_images": len(missing),
             "missing_examples": missing[:5]}
 
 
@@ -120,7 +137,9 @@ def convert_coco(annotations: str | Path, images_dir: str | Path, out: str | Pat
     if not images_dir.is_dir():
         raise DataError(f"image folder not found: {images_dir} (COCO's train2017/ or val2017/)")
     files: dict = {}  # image id -> file_name, in the file's order
-    captions: dict = {}  # image id -> captions, for the kept images only
+    # image id -> its captions joined by newlines (a cleaned caption holds none): one string per image costs about
+    # half of a list of five, and this table is what the conversion's memory grows with.
+    captions: dict = {}
     chosen: set | None = None
     state = {"images": False, "annotations": False, "annotations_before_images": False}
 
@@ -145,7 +164,7 @@ def convert_coco(annotations: str | Path, images_dir: str | Path, out: str | Pat
                 continue
             text = _clean(el["caption"])
             if text:
-                captions.setdefault(iid, []).append(text)
+                captions[iid] = f"{captions[iid]}\n{text}" if iid in captions else text
         state["annotations"] = True
 
     stream = JsonObjectStream(annotations, what="COCO annotations file")
@@ -170,26 +189,25 @@ def convert_coco(annotations: str | Path, images_dir: str | Path, out: str | Pat
         for key, value in JsonObjectStream(annotations, what="COCO annotations file").members():
             if key == "annotations":
                 read_annotations(value)
-    records, missing, uncaptioned = [], [], 0
-    for iid, file_name in files.items():
-        if chosen is not None and iid not in chosen:
-            continue
-        texts = captions.get(iid)
-        if not texts:
-            uncaptioned += 1
-            continue
-        path = inside(images_dir, file_name)
-        if not _check_image(path, f"COCO image id {iid} in {annotations}", options, missing):
-            continue
-        records += _records(str(iid), _relative(path, out), texts, options, options.split, {"coco_id": iid})
-    if missing and warn:
-        warn(f"skipped {len(missing)} image(s) whose file is missing, e.g. {missing[0]}")
-    if not records:
-        raise DataError(f"no captioned images to write from {annotations} with images in {images_dir}")
-    write_jsonl_atomic(out, records)
-    return _summary("coco", out, records, missing, options, annotations=str(annotations),
-                    images_dir=str(images_dir), images_in_file=len(files), without_captions=uncaptioned,
-                    captions=sum(len(v) for v in captions.values()))
+    missing: list = []
+    uncaptioned = [0]
+
+    def entries():
+        for iid, file_name in files.items():
+            if chosen is not None and iid not in chosen:
+                continue
+            joined = captions.get(iid)
+            if not joined:
+                uncaptioned[0] += 1
+                continue
+            path = inside(images_dir, file_name)
+            if _check_image(path, f"COCO image id {iid} in {annotations}", options, missing):
+                yield str(iid), path, joined.split("\n"), options.split, {"coco_id": iid}
+
+    counts = _write(out, entries(), options, f"{annotations} with images in {images_dir}")
+    return _summary("coco", out, counts, missing, options, warn, annotations=str(annotations),
+                    images_dir=str(images_dir), images_in_file=len(files), without_captions=uncaptioned[0],
+                    captions=sum(v.count("\n") + 1 for v in captions.values()))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -269,29 +287,26 @@ def convert_cub(cub_root: str | Path, text_root: str | Path, out: str | Path, op
     ids = [k for k in images if options.split is None or splits[k] == options.split]
     chosen = _sample(ids, options, base / "images.txt")
     text_folder = _cub_text_folder(text_root, images[ids[0]]) if ids else text_root
-    records, missing = [], []
-    for iid in ids:
-        if chosen is not None and iid not in chosen:
-            continue
-        rel = images[iid]
-        caption_file = text_folder / Path(rel).with_suffix(".txt")
-        if not caption_file.is_file():
-            if options.on_bad_image == OnError.stop:
-                raise DataError(f"{caption_file}: the caption file of CUB image {iid} ({rel}) is missing; "
-                                "or pass --on-bad-image skip to leave such images out")
-            missing.append(str(caption_file))
-            continue
-        texts = _read_caption_file(caption_file)
-        if not texts:
-            raise DataError(f"{caption_file} holds no caption")
-        path = inside(base / "images", rel)
-        if not _check_image(path, f"CUB image {iid} in {base / 'images.txt'}", options, missing):
-            continue
-        label = classes.get(labels[iid])
-        records += _records(iid, _relative(path, out), texts, options, splits[iid], {"class": label})
-    if missing and warn:
-        warn(f"skipped {len(missing)} image(s) with a missing image or caption file, e.g. {missing[0]}")
-    if not records:
-        raise DataError(f"no captioned images to write from {base} (split {options.split!r})")
-    write_jsonl_atomic(out, records)
-    return _summary("cub", out, records, missing, options, cub=str(base), text=str(text_folder))
+    missing: list = []
+
+    def entries():
+        for iid in ids:
+            if chosen is not None and iid not in chosen:
+                continue
+            rel = images[iid]
+            caption_file = text_folder / Path(rel).with_suffix(".txt")
+            if not caption_file.is_file():
+                if options.on_bad_image == OnError.stop:
+                    raise DataError(f"{caption_file}: the caption file of CUB image {iid} ({rel}) is missing; "
+                                    "restore it, or pass --on-bad-image skip to leave such images out")
+                missing.append(str(caption_file))
+                continue
+            texts = _read_caption_file(caption_file)
+            if not texts:
+                raise DataError(f"{caption_file} holds no caption")
+            path = inside(base / "images", rel)
+            if _check_image(path, f"CUB image {iid} in {base / 'images.txt'}", options, missing):
+                yield iid, path, texts, splits[iid], {"class": classes.get(labels[iid])}
+
+    counts = _write(out, entries(), options, f"{base} (split {options.split!r})")
+    return _summary("cub", out, counts, missing, options, warn, cub=str(base), text=str(text_folder))
