@@ -18,6 +18,7 @@ from pathlib import Path
 from ..data import OnError
 from ..errors import DataError, PcclipError
 from ..io import atomic_path, inside
+from .cub import cub_base, read_cub
 from .json_stream import JsonObjectStream
 
 
@@ -214,32 +215,7 @@ def convert_coco(annotations: str | Path, images_dir: str | Path, out: str | Pat
 # CUB
 
 
-CUB_INDEX_FILES = ("images.txt", "train_test_split.txt", "image_class_labels.txt", "classes.txt")
 CUB_TEXT_FOLDERS = ("text_c10", "text")
-
-
-def cub_base(root: Path) -> Path:
-    """The CUB_200_2011 folder: ROOT itself when it holds images.txt, else ROOT/CUB_200_2011."""
-    return root if (root / "images.txt").exists() or not (root / "CUB_200_2011").is_dir() else root / "CUB_200_2011"
-
-
-def read_cub_index(base: Path, name: str) -> dict[str, str]:
-    """One of CUB-200-2011's index files (`<image or class id> <value>` per line) as id -> value."""
-    path = base / name
-    if not path.is_file():
-        raise DataError(f"{path} is missing: CUB-200-2011 ships {', '.join(CUB_INDEX_FILES)} in {base}; "
-                        "restore it from CUB_200_2011.tgz")
-    out = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        parts = line.split(maxsplit=1)
-        if len(parts) != 2:
-            raise DataError(f"{path}:{lineno}: expected \"<id> <value>\", got {line.strip()!r}")
-        out[parts[0]] = parts[1].strip()
-    if not out:
-        raise DataError(f"{path} is empty")
-    return out
 
 
 def _cub_text_folder(text_root: Path, first_rel: str) -> Path:
@@ -274,16 +250,9 @@ def convert_cub(cub_root: str | Path, text_root: str | Path, out: str | Path, op
     if not text_root.is_dir():
         raise DataError(f"caption folder not found: {text_root} (the folder holding text_c10/)")
     base = cub_base(cub_root)
-    images = read_cub_index(base, "images.txt")
-    splits = {k: "train" if v == "1" else "test" for k, v in read_cub_index(base, "train_test_split.txt").items()}
-    labels = read_cub_index(base, "image_class_labels.txt")
-    classes = read_cub_index(base, "classes.txt")
-    for name, table in (("train_test_split.txt", splits), ("image_class_labels.txt", labels)):
-        absent = [k for k in images if k not in table]
-        if absent:
-            raise DataError(f"{base / name} has no line for image id {absent[0]} of images.txt")
-    if not (base / "images").is_dir():
-        raise DataError(f"{base / 'images'} is missing: CUB-200-2011 keeps its pictures in images/<class>/")
+    tables = read_cub(base)
+    images, labels, classes = tables["images.txt"], tables["image_class_labels.txt"], tables["classes.txt"]
+    splits = {k: "train" if v == "1" else "test" for k, v in tables["train_test_split.txt"].items()}
     ids = [k for k in images if options.split is None or splits[k] == options.split]
     chosen = _sample(ids, options, base / "images.txt")
     text_folder = _cub_text_folder(text_root, images[ids[0]]) if ids else text_root
