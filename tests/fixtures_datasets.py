@@ -112,3 +112,167 @@ def cub(root: Path, per_class: int = 4, classes: list[str] | None = None, with_t
         (base / name).write_text("\n".join(lines[key]) + "\n", encoding="utf-8")
     (base / "classes.txt").write_text("".join(f"{i} {c}\n" for i, c in enumerate(classes, start=1)), encoding="utf-8")
     return root
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CIFAR-100, python version: cifar-100-python/{train, test, meta}, pickled by Python 2 (protocol 2, byte strings)
+
+
+CIFAR100_FINE = (
+    "apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus butterfly camel can "
+    "castle caterpillar cattle chair chimpanzee clock cloud cockroach couch crab crocodile cup dinosaur dolphin "
+    "elephant flatfish forest fox girl hamster house kangaroo keyboard lamp lawn_mower leopard lion lizard lobster "
+    "man maple_tree motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree pear pickup_truck "
+    "pine_tree plain plate poppy porcupine possum rabbit raccoon ray road rocket rose sea seal shark shrew skunk "
+    "skyscraper snail snake spider squirrel streetcar sunflower sweet_pepper table tank telephone television tiger "
+    "tractor train trout tulip turtle wardrobe whale willow_tree wolf woman worm").split()
+CIFAR100_COARSE = (
+    "aquatic_mammals fish flowers food_containers fruit_and_vegetables household_electrical_devices "
+    "household_furniture insects large_carnivores large_man-made_outdoor_things large_natural_outdoor_scenes "
+    "large_omnivores_and_herbivores medium_mammals non-insect_invertebrates people reptiles small_mammals trees "
+    "vehicles_1 vehicles_2").split()
+# The superclass of the fine classes the fixture draws from (CIFAR-100's published grouping).
+CIFAR100_USED = {
+    "bear": "large_carnivores", "leopard": "large_carnivores", "lion": "large_carnivores", "tiger": "large_carnivores",
+    "wolf": "large_carnivores", "camel": "large_omnivores_and_herbivores", "cattle": "large_omnivores_and_herbivores",
+    "elephant": "large_omnivores_and_herbivores", "hamster": "small_mammals", "mouse": "small_mammals",
+    "rabbit": "small_mammals", "squirrel": "small_mammals", "rose": "flowers", "tulip": "flowers",
+    "bus": "vehicles_1",
+}
+
+
+def py2_pickle(obj, path: Path) -> None:
+    """Pickle `obj` as Python 2's cPickle wrote the CIFAR files: protocol 2, every str (and every byte string,
+    the pixel data included) as a byte-string opcode, numpy globals under numpy.core.multiarray."""
+    import io
+    import pickle
+    import struct
+
+    class Py2Pickler(pickle._Pickler):
+        dispatch = dict(pickle._Pickler.dispatch)
+
+        def save_string(self, obj):
+            data = obj.encode("latin1") if isinstance(obj, str) else bytes(obj)
+            if len(data) < 256:
+                self.write(pickle.SHORT_BINSTRING + bytes([len(data)]) + data)
+            else:
+                self.write(pickle.BINSTRING + struct.pack("<i", len(data)) + data)
+            self.memoize(obj)
+
+        def save_global(self, obj, name=None):
+            module = obj.__module__.replace("numpy._core", "numpy.core")
+            self.write(pickle.GLOBAL + f"{module}\n{name or obj.__qualname__}\n".encode())
+            self.memoize(obj)
+
+        dispatch[str] = save_string
+        dispatch[bytes] = save_string
+        dispatch[type] = save_global
+
+    buf = io.BytesIO()
+    Py2Pickler(buf, protocol=2).dump(obj)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buf.getvalue())
+
+
+def cifar100(root: Path, train: int = 30, test: int = 45) -> Path:
+    import numpy as np
+
+    names = list(CIFAR100_USED)
+    base = root / "cifar-100-python"
+    for split, n, offset in (("train", train, 0), ("test", test, 10000)):
+        fine = [CIFAR100_FINE.index(names[k % len(names)]) for k in range(n)]
+        coarse = [CIFAR100_COARSE.index(CIFAR100_USED[CIFAR100_FINE[f]]) for f in fine]
+        # Each row: 1024 red, then 1024 green, then 1024 blue values, each plane row by row.
+        data = np.stack([np.asarray(picture(offset + k)).transpose(2, 0, 1).reshape(-1) for k in range(n)])
+        py2_pickle({"filenames": [f"{CIFAR100_FINE[f]}_s_{offset + k:06d}.png" for k, f in enumerate(fine)],
+                    "batch_label": f"{'training' if split == 'train' else 'testing'} batch 1 of 1",
+                    "fine_labels": fine, "coarse_labels": coarse, "data": data.astype(np.uint8)}, base / split)
+    py2_pickle({"fine_label_names": CIFAR100_FINE, "coarse_label_names": CIFAR100_COARSE}, base / "meta")
+    return root
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Flowers102: flowers-102/{jpg/image_NNNNN.jpg, imagelabels.mat, setid.mat}
+
+
+FLOWERS_USED = ["yellow iris", "daffodil", "sunflower", "buttercup", "bolero deep blue", "canterbury bells",
+                "pink primrose", "rose"]
+
+
+def flowers102(root: Path, per_class: int = 6) -> Path:
+    """imagelabels.mat holds `labels` (1 x N, 1-based classes) and setid.mat `trnid`, `valid`, `tstid` (1 x n image
+    numbers), integer arrays as torchvision's reader expects (it formats the numbers with %05d)."""
+    import numpy as np
+    from scipy.io import savemat
+    from torchvision.datasets import Flowers102
+
+    base = root / "flowers-102"
+    labels, splits = [], {"trnid": [], "valid": [], "tstid": []}
+    image_no = 0
+    for name in FLOWERS_USED:
+        for k in range(per_class):
+            image_no += 1
+            save_jpg(base / "jpg" / f"image_{image_no:05d}.jpg", 500 + image_no, size=48)
+            labels.append(Flowers102.classes.index(name) + 1)
+            splits["trnid" if k == 0 else "valid" if k == 1 else "tstid"].append(image_no)
+    savemat(base / "imagelabels.mat", {"labels": np.array([labels], dtype=np.uint8)})
+    savemat(base / "setid.mat", {k: np.array([v], dtype=np.uint16) for k, v in splits.items()})
+    return root
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# EuroSAT (RGB): eurosat/2750/<class>/<class>_<n>.jpg, 64 x 64
+
+
+EUROSAT_CLASSES = ["AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial", "Pasture",
+                   "PermanentCrop", "Residential", "River", "SeaLake"]
+
+
+def eurosat(root: Path, per_class: int = 3) -> Path:
+    for c, cls in enumerate(EUROSAT_CLASSES):
+        for k in range(1, per_class + 1):
+            save_jpg(root / "eurosat" / "2750" / cls / f"{cls}_{k}.jpg", 700 + 10 * c + k, size=64)
+    return root
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# SUN397: SUN397/{ClassName.txt, README.txt, <letter>/<class>[/<sub>]/sun_<16 letters>.jpg}
+
+
+SUN_CLASSES = ["/a/abbey", "/a/apartment_building/outdoor", "/b/bakery/shop", "/k/kitchen", "/k/kitchenette"]
+
+
+def sun397(root: Path, per_class: int = 4) -> Path:
+    rng = random.Random(9)
+    base = root / "SUN397"
+    for c, cls in enumerate(SUN_CLASSES):
+        for k in range(per_class):
+            name = "sun_" + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(16)) + ".jpg"
+            save_jpg(base / cls.lstrip("/") / name, 900 + 10 * c + k, size=48)
+    (base / "ClassName.txt").write_text("".join(c + "\n" for c in SUN_CLASSES), encoding="utf-8")
+    (base / "README.txt").write_text("SUN397 (fixture)\n", encoding="utf-8")
+    return root
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# AwA2: Animals_with_Attributes2/{classes.txt, predicates.txt, predicate-matrix-binary.txt, JPEGImages/<class>/}
+
+
+AWA2_CLASSES = ["antelope", "grizzly+bear", "killer+whale", "dalmatian", "polar+bear"]
+AWA2_PREDICATES = ["black", "white", "blue", "brown", "furry", "longleg", "flippers", "smelly", "fish", "swims"]
+AWA2_MATRIX = ["0 1 0 1 1 1 0 0 0 0", "0 0 0 1 1 0 0 1 1 1", "1 1 0 0 0 0 1 1 1 1", "1 1 0 0 1 1 0 0 0 0",
+               "0 1 0 0 1 0 0 1 1 1"]
+
+
+def awa2(root: Path, per_class: int = 4) -> Path:
+    base = root / "Animals_with_Attributes2"
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "classes.txt").write_text("".join(f"{i}\t{c}\n" for i, c in enumerate(AWA2_CLASSES, start=1)))
+    (base / "predicates.txt").write_text("".join(f"{i}\t{p}\n" for i, p in enumerate(AWA2_PREDICATES, start=1)))
+    (base / "predicate-matrix-binary.txt").write_text("\n".join(AWA2_MATRIX) + "\n")
+    (base / "trainclasses.txt").write_text("".join(c + "\n" for c in AWA2_CLASSES[:3]))
+    (base / "testclasses.txt").write_text("".join(c + "\n" for c in AWA2_CLASSES[3:]))
+    for c, cls in enumerate(AWA2_CLASSES):
+        for k in range(per_class):
+            save_jpg(base / "JPEGImages" / cls / f"{cls}_{10001 + k}.jpg", 1100 + 10 * c + k, size=48)
+    return root
