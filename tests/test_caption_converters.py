@@ -2,9 +2,9 @@
 
 import json
 
+import fixtures_datasets as fx
 import pytest
 
-import fixtures_datasets as fx
 from conftest import REPO, assert_clean_error
 from pcclip_cli.data import read_captions
 from pcclip_cli.datasets.json_stream import JsonObjectStream

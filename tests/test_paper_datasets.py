@@ -63,8 +63,8 @@ def test_cifar100_python_pickles(cli, roots):
     for it in ds.items[:20]:
         assert it.attributes["coarse_label"] == fx.CIFAR100_USED[it.label]
     ds.ensure_files(ds.in_split("test")[:3])  # the PNG written from the array holds the original pixels
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     first = ds.in_split("test")[0]
     assert np.array_equal(np.asarray(Image.open(first.path)), np.asarray(fx.picture(10000)))
