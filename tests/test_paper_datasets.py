@@ -162,3 +162,39 @@ def test_corrupt_release_files_are_one_error(cli, roots, tmp_path):
     fx.py2_pickle({"fine_labels": [1], "data": b"x"}, tmp_path / "c" / "cifar-100-python" / "test")
     assert_clean_error(cli("classify", "--dataset", "cifar100", "--data-root", tmp_path / "c", *MODEL),
                        "cifar-100-python/test", "3072")
+
+
+def test_eval_sets_the_papers_figures_beside_its_own(cli, roots, tmp_path):
+    """Tables 1, 2, 3 and 6 of the paper in the JSON and on stderr, beside this run's numbers in the same units."""
+    import shutil
+
+    from pcclip_cli.paper_figures import paper_figures
+
+    root = tmp_path / "data"
+    for name in ("cifar100", "flowers102"):
+        shutil.copytree(roots[name], root, dirs_exist_ok=True)
+    out = _eval(cli, root, ("--llm", "template"))
+    paper, fig = out["paper"], paper_figures()
+    assert set(paper["table1"]) == {"awa2-attributes", "cifar100-size", "cub-differences", "flowers102-colour"}
+    assert set(paper["table2"]) == set(paper["table3"]) == set(paper["table6"]) == {
+        "cifar100", "cub", "eurosat", "flowers102", "sun397"}
+    rank = {r["task"]["name"]: r["accuracy"] for r in out["rank"]}
+    row = paper["table1"]["cifar100-size"]
+    assert [row["paper_clip"]["mean"], row["paper_clip"]["se"]] == fig["table1"]["clip"]["cifar100-size"]
+    assert row["this_run"]["mean"] == round(100 * rank["cifar100-size"]["mean"], 2)
+    assert paper["table1"]["awa2-attributes"]["this_run"] is None  # not in this data root
+    for name in ("cifar100", "flowers102"):
+        c = out["classify"][name]
+        assert paper["table2"][name]["this_run"] == round(100 * c["zero_shot"]["accuracy"], 2)
+        assert paper["table2"][name]["this_run_comp"] == round(100 * c["comparative"]["after"]["accuracy"], 2)
+        assert paper["table2"][name]["paper_pc_clip_comp"] == fig["table2"]["pc_clip_comp"][name]
+        t3 = paper["table3"][name]["this_run"]
+        assert t3["before"] == round(100 * c["comparative"]["before"]["touched_accuracy"], 2)
+        assert t3["gain"] == round(t3["after"] - t3["before"], 2)
+        assert paper["table6"][name]["this_run"]["comparison"] == round(out["distance"][name]["mean"]["comparison"], 4)
+    assert paper["table2"]["sun397"]["this_run"] is None and paper["table6"]["eurosat"]["this_run"] is None
+    shown = cli("eval", "--suite", "paper", "--data-root", root, *MODEL, "--seeds", "1", "--pairs", "6")
+    assert shown.code == 0 and shown.stdout == ""
+    text = " ".join(shown.stderr.split())
+    for fragment in ("Table 1", "Table 2", "Table 3", "Table 6", "54.92 ± 1.11", "86.12", "+9.38", "0.73"):
+        assert fragment in text, fragment
