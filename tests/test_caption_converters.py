@@ -225,3 +225,13 @@ def test_cub_missing_image_or_caption_file(cli, cub, tmp_path):
     assert not out.exists()
     doc = cli("data", "cub", root, root, out, "--on-bad-image", "skip", "--json").json()
     assert doc["records"] == 15 and doc["missing_images"] == 1
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--images", "100"], "has only 12 images"),
+    (["--images", "0"], "--images must be at least 1"),
+])
+def test_bad_sample_sizes(cli, coco, tmp_path, args, fragment):
+    r = cli("data", "coco", coco["annotations"], coco["images"], tmp_path / "x.jsonl", *args)
+    assert_clean_error(r, fragment)
+    assert not (tmp_path / "x.jsonl").exists()

@@ -198,3 +198,17 @@ def test_eval_sets_the_papers_figures_beside_its_own(cli, roots, tmp_path):
     text = " ".join(shown.stderr.split())
     for fragment in ("Table 1", "Table 2", "Table 3", "Table 6", "54.92 ± 1.11", "86.12", "+9.38", "0.73"):
         assert fragment in text, fragment
+
+
+def test_a_crafted_cifar_pickle_is_refused_without_running(cli, roots, tmp_path):
+    import shutil
+
+    root = tmp_path / "c"
+    shutil.copytree(roots["cifar100"], root)
+    marker = tmp_path / "ran"
+    # GLOBAL os.system, called with a shell command: what a malicious "meta" file would do if unpickled freely.
+    payload = b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."
+    (root / "cifar-100-python" / "meta").write_bytes(payload)
+    r = cli("classify", "--dataset", "cifar100", "--data-root", root, *MODEL)
+    assert_clean_error(r, "cifar-100-python/meta", "not a plain-data pickle")
+    assert not marker.exists()
