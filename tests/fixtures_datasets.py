@@ -191,6 +191,26 @@ def cifar100(root: Path, train: int = 30, test: int = 45) -> Path:
     return root
 
 
+CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def cifar10(root: Path, per_batch: int = 4) -> Path:
+    """cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}: `data`, `labels`, `filenames`, `batch_label`."""
+    import numpy as np
+
+    base = root / "cifar-10-batches-py"
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for b, name in enumerate(names):
+        seeds = [20000 + 100 * b + k for k in range(per_batch)]
+        data = np.stack([np.asarray(picture(s)).transpose(2, 0, 1).reshape(-1) for s in seeds]).astype(np.uint8)
+        py2_pickle({"batch_label": f"{'testing' if name == 'test_batch' else 'training'} batch {b + 1} of 5",
+                    "labels": [(b + k) % 10 for k in range(per_batch)], "data": data,
+                    "filenames": [f"img_{s}.png" for s in seeds]}, base / name)
+    py2_pickle({"num_cases_per_batch": per_batch, "label_names": CIFAR10_NAMES, "num_vis": 3072},
+               base / "batches.meta")
+    return root
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Flowers102: flowers-102/{jpg/image_NNNNN.jpg, imagelabels.mat, setid.mat}
 

@@ -75,6 +75,20 @@ def test_cifar100_python_pickles(cli, roots):
     assert set(out["classify"]) == {"cifar100"} and [r["task"]["name"] for r in out["rank"]] == ["cifar100-size"]
 
 
+def test_cifar10_batches(cli, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    root = fx.cifar10(tmp_path)
+    ds = load_dataset("cifar10", root)
+    assert ds.classes == fx.CIFAR10_NAMES and {s: len(ds.in_split(s)) for s in ds.splits} == {"test": 4, "train": 20}
+    train = ds.in_split("train")
+    assert [it.label for it in train[4:6]] == ["automobile", "bird"]  # data_batch_2's labels start at 1
+    ds.ensure_files(train[5:6])
+    assert np.array_equal(np.asarray(Image.open(train[5].path)), np.asarray(fx.picture(20101)))
+    _classify(cli, "cifar10", root, 4, 10)
+
+
 def test_flowers102_mat_files(cli, roots):
     root = roots["flowers102"]
     ds = load_dataset("flowers102", root)
