@@ -61,7 +61,7 @@ def run_rank_task(model, task_path: str | Path, *, seeds: int = 5, pairs: int = 
                   data_root: str | Path | None = None, progress=None, warn=None, examples: int = 5) -> dict:
     """Difference-based classification (paper §4.2): accuracy over `pairs` trials per seed, mean ± SE over seeds."""
     from .embeddings import embed_images
-    from .evaluation import mean_se, pair_scores
+    from .evaluation import mean_se
     from .models import clip_for
     from .tasks import check_seeds, load_task, sample_trials
 
@@ -84,14 +84,9 @@ def run_rank_task(model, task_path: str | Path, *, seeds: int = 5, pairs: int = 
         trials, skipped = drawn[s]
         g1 = emb.vectors[[row[str(task.items[t.first].path)] for t in trials]]
         g2 = emb.vectors[[row[str(task.items[t.second].path)] for t in trials]]
-
-        def accuracy_of(texts_of_trials):
-            sc = pair_scores(g1, g2, text_emb[[text_row[x] for x in texts_of_trials]])
-            ok = [(v >= 0) == t.holds for v, t in zip(sc, trials, strict=True)]
-            return sc, ok, sum(ok) / len(ok)
-
-        scores, correct, sentence = accuracy_of([t.text for t in trials])
-        para = [accuracy_of([t.paraphrases[k] for t in trials])[2] for k in range(n_para)]
+        scores, correct, sentence = _trial_accuracy(g1, g2, text_emb[[text_row[t.text] for t in trials]], trials)
+        para = [_trial_accuracy(g1, g2, text_emb[[text_row[t.paraphrases[k]] for t in trials]], trials)[2]
+                for k in range(n_para)]
         # With held-out paraphrases the headline is their mean: the task's own sentence is one wording only.
         per_seed.append({"seed": s, "accuracy": sum(para) / n_para if n_para else sentence,
                          "sentence_accuracy": sentence, "paraphrase_accuracy": para, "pairs": len(trials),
@@ -125,6 +120,15 @@ def run_rank_task(model, task_path: str | Path, *, seeds: int = 5, pairs: int = 
         "images_embedded": len(wanted),
         "examples": sample,
     }
+
+
+def _trial_accuracy(g1, g2, texts, trials):
+    """Scores (g1 - g2) . f(T), which trials they get right, and the share right."""
+    from .evaluation import pair_scores
+
+    scores = pair_scores(g1, g2, texts)
+    correct = [(v >= 0) == t.holds for v, t in zip(scores, trials, strict=True)]
+    return scores, correct, sum(correct) / len(correct)
 
 
 def order_concordance(clip, items, attribute: str, truth_key: str, truth_order: dict, *, progress=None) -> dict:

@@ -2,7 +2,8 @@
 
 The shapes suite needs nothing but the model: it builds (or reuses) the default shapes world and generates its
 comparatives and descriptions with the deterministic `template` LLM. The paper suite runs the task files in
-examples/tasks and the classification datasets that are present under --data-root, skipping the others.
+examples/tasks and the classification datasets that are present under --data-root, skipping the others, and
+sets the paper's own figures beside its numbers (paper_figures.py).
 Both add the embedding metrics of metrics.py: zero-shot top-k, a linear probe, and alignment, uniformity and
 CLIPScore over image-caption pairs.
 """
@@ -330,6 +331,9 @@ def _paper_suite(model, options: SuiteOptions, progress, warn) -> dict:
         "skipped": skipped_tasks + skipped_sets,
     }
     out["summary"] = summarise(out)
+    from .paper_figures import compare_with_paper
+
+    out["paper"] = compare_with_paper(out)  # the paper's Tables 1, 2, 3 and 6 beside this run's numbers
     return out
 
 

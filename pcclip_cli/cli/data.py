@@ -1,4 +1,4 @@
-"""`pcclip data`: build datasets, starting with the shapes world."""
+"""`pcclip data`: build the shapes world, or convert caption datasets as they ship (COCO, CUB) to captions.jsonl."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 
-from .console import JsonOption, emit_json, err, progress_bar
+from ..data import OnError
+from ..datasets.captions import CaptionChoice
+from .console import JsonOption, emit_json, err, progress_bar, warn
 
-app = typer.Typer(help="Build datasets (the shapes world).", no_args_is_help=True)
+app = typer.Typer(help="Build the shapes world; convert COCO or CUB captions to captions.jsonl.", no_args_is_help=True)
 
 
 @app.command("shapes")
@@ -38,3 +40,65 @@ def shapes(
               f"(train {summary['splits'].get('train', 0)}, test {summary['splits'].get('test', 0)})")
     err.print(f"captions: {out}/captions.jsonl; classes: {', '.join(summary['class_manifests'])}")
     err.print(f"tasks: {', '.join(summary['tasks'])}")
+
+
+CaptionOpt = Annotated[CaptionChoice, typer.Option(
+    help="Which caption each image's record carries: the first, one drawn at random (seeded), or all (one record "
+         "per caption). Every record of first/random also lists all captions under attributes.captions.")]
+ImagesOpt = Annotated[int | None, typer.Option(help="Keep a seeded random sample of N images (paper: 1000 COCO, "
+                                                    "400 CUB test images).")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of --images and --caption random.")]
+BadImageOpt = Annotated[OnError, typer.Option(help="An image (or CUB caption file) that is missing stops the "
+                                                   "conversion, or is skipped with a warning.")]
+
+
+def _report(summary: dict, json_out: bool) -> None:
+    if json_out:
+        emit_json(summary)
+        return
+    err.print(f"wrote {summary['records']} records for {summary['images']} images to {summary['out']} "
+              f"(caption: {summary['caption']}" + (f", {summary['sampled']} sampled with seed {summary['seed']}"
+                                                   if summary["sampled"] else "") + ")")
+    if summary["missing_images"]:
+        err.print(f"skipped {summary['missing_images']} with missing files")
+
+
+@app.command("coco")
+def coco(
+    annotations: Annotated[Path, typer.Argument(help="COCO captions JSON, e.g. annotations/captions_train2017.json.")],
+    images_dir: Annotated[Path, typer.Argument(help="Its image folder, e.g. train2017/.")],
+    out: Annotated[Path, typer.Argument(help="captions.jsonl to write (a folder gets captions.jsonl inside).")],
+    caption: CaptionOpt = CaptionChoice.first,
+    images: ImagesOpt = None,
+    seed: SeedOpt = 0,
+    split: Annotated[str | None, typer.Option(help="Split name written on every record (e.g. train).")] = None,
+    on_bad_image: BadImageOpt = OnError.stop,
+    json_out: JsonOption = False,
+):
+    """COCO caption annotations into captions.jsonl: one record per image with all its captions (streamed)."""
+    from ..datasets.captions import CaptionsOptions, convert_coco
+
+    opts = CaptionsOptions(caption=caption, images=images, seed=seed, split=split, on_bad_image=on_bad_image)
+    _report(convert_coco(annotations, images_dir, out, opts, warn=warn), json_out)
+
+
+@app.command("cub")
+def cub(
+    cub_root: Annotated[Path, typer.Argument(help="CUB_200_2011/ (images.txt, train_test_split.txt, "
+                                                  "image_class_labels.txt, classes.txt, images/) or its parent.")],
+    text_root: Annotated[Path, typer.Argument(help="Reed et al.'s captions: the folder holding text_c10/ "
+                                                   "(<class>/<image>.txt, ten captions each), or text_c10/ itself.")],
+    out: Annotated[Path, typer.Argument(help="captions.jsonl to write (a folder gets captions.jsonl inside).")],
+    caption: CaptionOpt = CaptionChoice.first,
+    images: ImagesOpt = None,
+    seed: SeedOpt = 0,
+    split: Annotated[str | None, typer.Option(help="Keep only train or test images (train_test_split.txt).")]
+    = None,
+    on_bad_image: BadImageOpt = OnError.stop,
+    json_out: JsonOption = False,
+):
+    """CUB-200-2011 with Reed et al.'s per-image captions into captions.jsonl; ids are CUB's image ids."""
+    from ..datasets.captions import CaptionsOptions, convert_cub
+
+    opts = CaptionsOptions(caption=caption, images=images, seed=seed, split=split, on_bad_image=on_bad_image)
+    _report(convert_cub(cub_root, text_root, out, opts, warn=warn), json_out)

@@ -164,3 +164,7 @@ def render(result: dict) -> None:
     for s in result.get("skipped", []):
         if "dataset" in s:
             err.print(f"skipped {s['dataset']}: {s['skipped']}")
+    if result.get("paper"):
+        from .paper_table import render_paper
+
+        render_paper(result["paper"])
