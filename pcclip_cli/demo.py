@@ -113,7 +113,8 @@ def run_demo(cfg: DemoConfig, *, progress=None, warn=None) -> dict:
     from .filtering import FilterConfig, filter_file
     from .finetune import train
     from .generation import GenerateConfig, prepare
-    from .models import SHAPES_MODEL, ensure_shapes_model, load_clip
+    from .model_spec import SHAPES_MODELS
+    from .models import ensure_shapes_model, load_clip
     from .shapes import WorldConfig, build_world
     from .suite import SuiteOptions, run_suite
     from .training import TrainConfig, run_info
@@ -130,8 +131,8 @@ def run_demo(cfg: DemoConfig, *, progress=None, warn=None) -> dict:
     steps.finish(reused=world_summary["reused"], images=world_summary["images"])
 
     steps.start("getting the base model")
-    if cfg.base == SHAPES_MODEL:
-        ensure_shapes_model(progress=steps.sub)
+    if cfg.base in SHAPES_MODELS:
+        ensure_shapes_model(cfg.base, progress=steps.sub)
     base = load_clip(cfg.base)
     steps.finish(model=base.spec, zero_shot_at_training=base.info.get("metrics", {}).get("zero_shot_test"))
 

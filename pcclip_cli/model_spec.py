@@ -1,7 +1,9 @@
 """Model SPECs and the open_clip adapter: parse a SPEC, know the architectures, build an open_clip model.
 
 SPEC grammar (extends open_clip's names):
-  shapes-clip                        the offline default, trained by pcclip on the shapes world (cached)
+  shapes-clip                        the offline default, trained by pcclip on the shapes world (cached): its
+                                     text tower is the sentence encoder all-MiniLM-L6-v2
+  shapes-clip-scratch                the earlier default: both towers trained from scratch on the shapes captions
   pcclip-tiny, pcclip-micro, ...     built-in architectures (model_configs/*.json), randomly initialised
   ViT-L-14:datacomp_xl_s13b_b90k     an open_clip architecture with a pretrained tag (the paper's model)
   ViT-B-32                           any open_clip architecture, randomly initialised
@@ -21,7 +23,9 @@ from pathlib import Path
 from .errors import PcclipError, UnknownModelError, short_list
 from .paths import MODEL_CONFIGS_DIR
 
-SHAPES_MODEL = "shapes-clip"
+SHAPES_MODEL = "shapes-clip"  # the offline default: MiniLM text tower, image tower trained on the shapes world
+SCRATCH_SHAPES_MODEL = "shapes-clip-scratch"  # the first default: both towers from scratch on the shapes captions
+SHAPES_MODELS = (SHAPES_MODEL, SCRATCH_SHAPES_MODEL)
 PAPER_MODEL = "ViT-L-14:datacomp_xl_s13b_b90k"
 
 
@@ -125,11 +129,18 @@ def open_clip_module():
 
 
 def _ensure_resolved(arch: str) -> None:
-    """Built-in configs name their HF text tower by hub id; before building one, point it at a loadable place."""
+    """Built-in configs name their HF text tower by hub id; before building one, point it at a loadable place,
+    and keep transformers' load report and progress bars (which go to the terminal, not to a log) quiet."""
     open_clip = open_clip_module()
     cfg = open_clip.get_model_config(arch) or {}
     text = cfg.get("text_cfg") or {}
-    if "hf_model_name" in text and resolve_hf_config(cfg) != cfg:
+    if "hf_model_name" not in text:
+        return
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    if resolve_hf_config(cfg) != cfg:
         register_config(arch, cfg)
 
 
@@ -151,8 +162,8 @@ def parse_spec(spec: str) -> ModelSpec:
     raw = (spec or "").strip()
     if not raw:
         raise UnknownModelError("empty model SPEC; try `--model shapes-clip` or see `pcclip models`")
-    if raw in (SHAPES_MODEL, "shapes"):
-        return ModelSpec(SpecKind.shapes, SHAPES_MODEL)
+    if raw in SHAPES_MODELS or raw == "shapes":
+        return ModelSpec(SpecKind.shapes, SHAPES_MODEL if raw == "shapes" else raw)
     if raw.startswith("hf-hub:"):
         if "/" not in raw[len("hf-hub:") :]:
             raise UnknownModelError(f"{raw!r}: hf-hub SPECs look like hf-hub:org/repo")
@@ -223,9 +234,24 @@ def create_random_model(arch: str, seed: int = 0):
     import torch
 
     _ensure_resolved(arch)
-    with torch.random.fork_rng(devices=[]), quiet_root_logger():
-        torch.manual_seed(seed)
-        return open_clip_module().create_model(arch, pretrained=None)
+    try:
+        with torch.random.fork_rng(devices=[]), quiet_root_logger():
+            torch.manual_seed(seed)
+            return open_clip_module().create_model(arch, pretrained=None)
+    except OSError as exc:
+        raise _tower_error(arch, exc) from None
+
+
+def _tower_error(arch: str, exc: OSError) -> PcclipError:
+    """transformers raises OSError when a text tower is neither on disk nor reachable: say which, and the way out."""
+    text = (open_clip_module().get_model_config(arch) or {}).get("text_cfg") or {}
+    name = portable_config({"text_cfg": text})["text_cfg"].get("hf_model_name", arch)
+    if "hf_model_name" not in text:
+        return PcclipError(f"could not build {arch}: {exc}")
+    hint = ("HF_HUB_OFFLINE=1 is set: unset it on a machine with hub access" if os.environ.get("HF_HUB_OFFLINE") == "1"
+            else "check the network and the name")
+    return PcclipError(f"could not load the text tower {name} of {arch}: it is not installed and not in the "
+                       f"local hub cache ({type(exc).__name__}); {hint}")
 
 
 def create_model(arch: str, pretrained: str | None, device: str):
@@ -234,13 +260,16 @@ def create_model(arch: str, pretrained: str | None, device: str):
     import torch
 
     _ensure_resolved(arch)
-    if pretrained is None:
-        with torch.random.fork_rng(devices=[]), quiet_root_logger():
-            torch.manual_seed(0)
-            model, preprocess_train, preprocess = open_clip.create_model_and_transforms(arch, pretrained=None)
-    else:
-        model, preprocess_train, preprocess = open_clip.create_model_and_transforms(arch, pretrained=pretrained)
-    tokenizer = open_clip.get_tokenizer(arch)
+    try:
+        if pretrained is None:
+            with torch.random.fork_rng(devices=[]), quiet_root_logger():
+                torch.manual_seed(0)
+                model, preprocess_train, preprocess = open_clip.create_model_and_transforms(arch, pretrained=None)
+        else:
+            model, preprocess_train, preprocess = open_clip.create_model_and_transforms(arch, pretrained=pretrained)
+        tokenizer = open_clip.get_tokenizer(arch)
+    except OSError as exc:
+        raise _tower_error(arch, exc) from None
     return model.to(device).eval(), preprocess_train, preprocess, tokenizer
 
 

@@ -11,6 +11,7 @@ from .loaded_clip import LoadedClip, from_architecture
 from .model_spec import (
     PAPER_MODEL,
     SHAPES_MODEL,
+    SHAPES_MODELS,
     ModelSpec,
     SpecKind,
     builtin_architectures,
@@ -22,7 +23,7 @@ from .model_spec import (
     resolve_device,
 )
 from .paths import models_dir
-from .shapes_model import ensure_shapes_model, shapes_model_dir
+from .shapes_model import describe_recipe, ensure_shapes_model, shapes_model_dir
 
 __all__ = ["LoadedClip", "load_clip", "list_models", "parse_spec", "resolve_device", "SHAPES_MODEL", "PAPER_MODEL",
            "SpecKind", "shapes_model_dir", "ensure_shapes_model"]
@@ -35,8 +36,8 @@ def _load_cached(spec_str: str, device: str) -> LoadedClip:
 
 def _load_uncached(spec: ModelSpec, device: str) -> LoadedClip:
     if spec.kind == SpecKind.shapes:
-        loaded = load_checkpoint(ensure_shapes_model(), device)
-        loaded.spec, loaded.kind = SHAPES_MODEL, SpecKind.shapes
+        loaded = load_checkpoint(ensure_shapes_model(spec.raw), device)
+        loaded.spec, loaded.kind = spec.raw, SpecKind.shapes
         return loaded
     if spec.kind == SpecKind.checkpoint:
         return load_checkpoint(spec.path, device)
@@ -73,8 +74,13 @@ def list_models(search: list[Path] | None = None, all_pretrained: bool = False) 
         cfg = model_config(name)
         builtins.append({"name": name, "image_size": cfg.get("vision_cfg", {}).get("image_size"),
                          "embed_dim": cfg.get("embed_dim"),
-                         "layers": cfg.get("vision_cfg", {}).get("layers")})
-    shapes_dir = shapes_model_dir()
+                         "layers": cfg.get("vision_cfg", {}).get("layers"),
+                         "text_tower": cfg.get("text_cfg", {}).get("hf_model_name")})
+    shapes = []
+    for name in SHAPES_MODELS:
+        folder = shapes_model_dir(name)
+        shapes.append({"name": name, "cached": (folder / META_FILE).exists(), "path": str(folder),
+                       "recipe": describe_recipe(name)})
     pretrained = [f"{a}:{t}" for a, t in open_clip.list_pretrained()]
     if not all_pretrained:
         pretrained = [p for p in pretrained if p.startswith(("ViT-L-14:", "ViT-B-32:", "ViT-B-16:"))]
@@ -89,7 +95,7 @@ def list_models(search: list[Path] | None = None, all_pretrained: bool = False) 
                             "scope": meta.get("scope"), "objective": meta.get("training", {}).get("objective")})
     return {
         "default": SHAPES_MODEL,
-        "shapes": {"name": SHAPES_MODEL, "cached": (shapes_dir / META_FILE).exists(), "path": str(shapes_dir)},
+        "shapes": shapes,
         "builtin": builtins,
         "paper": PAPER_MODEL,
         "pretrained": pretrained,

@@ -1,4 +1,5 @@
-"""The offline default model, `shapes-clip`: its recipe, and its training on first use into the model cache."""
+"""The offline default models, `shapes-clip` and `shapes-clip-scratch`: their recipes, and their training on first
+use into the model cache."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 from .checkpoints import META_FILE, is_checkpoint, load_checkpoint
 from .io import write_json_atomic
 from .loaded_clip import from_architecture
-from .model_spec import SHAPES_MODEL, resolve_device
+from .model_spec import SCRATCH_SHAPES_MODEL, SHAPES_MODEL, resolve_device
 from .notices import notify
 from .paths import models_dir
 from .training.config import Init, Objective, OptimizerKind, ScheduleKind, Scope, TrainConfig
@@ -25,11 +26,15 @@ from .training.trainer import Trainer
 
 @dataclass(frozen=True)
 class ShapesRecipe:
-    """How `shapes-clip` is made: pcclip-tiny from random init, CLIP loss on the shapes world's captions."""
+    """How `shapes-clip` is made (LiT): the `pcclip-minilm` architecture, whose text tower is the pretrained
+    sentence encoder all-MiniLM-L6-v2, locked; its image tower is trained from random init with the CLIP loss on
+    the shapes world's captions. The text tower stays locked so the model keeps the encoder's English: the captions
+    are embedded once, and only the image tower learns to meet them."""
 
     images: int = 2000
-    arch: str = "pcclip-tiny"
-    epochs: int = 20
+    arch: str = "pcclip-minilm"
+    scope: Scope = Scope.image
+    epochs: int = 10
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 0.1
@@ -37,9 +42,16 @@ class ShapesRecipe:
     seed: int = 0
 
     @classmethod
+    def from_scratch(cls) -> ShapesRecipe:
+        """`shapes-clip-scratch`, the first default: pcclip-tiny, both towers from random init. Its text tower
+        knows only the shapes captions' language."""
+        return cls(arch="pcclip-tiny", scope=Scope.both, epochs=20)
+
+    @classmethod
     def for_tests(cls) -> ShapesRecipe:
         """A stand-in that trains in seconds: pcclip-micro on the 60-image test world."""
-        return cls(images=60, arch="pcclip-micro", epochs=40, batch_size=16, lr=2e-3, warmup_steps=10)
+        return cls(images=60, arch="pcclip-micro", scope=Scope.both, epochs=40, batch_size=16, lr=2e-3,
+                   warmup_steps=10)
 
     def command(self, world: str = "$PCCLIP_HOME/worlds/shapes-n2000-seed0", out: str = "shapes-clip-run") -> str:
         """The shell commands that reproduce this recipe's model (docs/training.md quotes them)."""
@@ -54,14 +66,24 @@ class ShapesRecipe:
 
     def train_config(self, captions: Path, out: Path) -> TrainConfig:
         return TrainConfig(model=self.arch, out=str(out), objective=Objective.caption, captions=str(captions),
-                           split="train", scope=Scope.both, init=Init.random, optimizer=OptimizerKind.adamw,
+                           split="train", scope=self.scope, init=Init.random, optimizer=OptimizerKind.adamw,
                            lr=self.lr, weight_decay=self.weight_decay, schedule=ScheduleKind.cosine,
                            warmup_steps=self.warmup_steps, epochs=self.epochs, batch_size=self.batch_size,
                            seed=self.seed, save_every=self.epochs, log_every=25)
 
 
-def shapes_model_dir() -> Path:
-    return models_dir() / SHAPES_MODEL
+RECIPES = {SHAPES_MODEL: ShapesRecipe(), SCRATCH_SHAPES_MODEL: ShapesRecipe.from_scratch()}
+
+
+def describe_recipe(name: str = SHAPES_MODEL) -> str:
+    r = RECIPES[name]
+    towers = "image tower trained against the locked sentence encoder" if r.scope == Scope.image else \
+        "both towers trained from scratch"
+    return f"{r.arch} on the shapes world ({r.images} images), {towers}, {r.epochs} epochs"
+
+
+def shapes_model_dir(name: str = SHAPES_MODEL) -> Path:
+    return models_dir() / name
 
 
 def _shapes_world(images: int, seed: int, world_dir: Path | None, progress=None) -> Path:
@@ -125,10 +147,11 @@ def train_shapes_base(target_dir: str | Path, progress=None, *, recipe: ShapesRe
     return target
 
 
-def ensure_shapes_model(progress=None) -> Path:
-    """The cached shapes base model, trained on first use."""
-    target = shapes_model_dir()
+def ensure_shapes_model(name: str = SHAPES_MODEL, progress=None) -> Path:
+    """The cached shapes model `name`, trained on first use."""
+    target = shapes_model_dir(name)
     if (target / META_FILE).exists():
         return target
-    notify(f"training {SHAPES_MODEL} on first use (about 3 minutes on 2 CPU cores, once); it is cached in {target}")
-    return train_shapes_base(target, progress=progress)
+    notify(f"training {name} on first use (a few minutes on 2 CPU cores, once; {describe_recipe(name)}); "
+           f"it is cached in {target}")
+    return train_shapes_base(target, progress=progress, recipe=RECIPES[name])

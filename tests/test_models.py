@@ -136,11 +136,16 @@ def test_models_command_lists_builtins(cli, tmp_path, micro_clip):
     result = cli("models", "--json", "--search", tmp_path)
     assert result.code == 0, result.stderr
     listing = result.json()
-    assert {"pcclip-tiny", "pcclip-micro"} <= {b["name"] for b in listing["builtin"]}
+    assert {"pcclip-tiny", "pcclip-micro", "pcclip-minilm"} <= {b["name"] for b in listing["builtin"]}
+    minilm = next(b for b in listing["builtin"] if b["name"] == "pcclip-minilm")
+    assert minilm["text_tower"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert [s["name"] for s in listing["shapes"]] == ["shapes-clip", "shapes-clip-scratch"]
+    assert "locked sentence encoder" in listing["shapes"][0]["recipe"]
     assert listing["default"] == "shapes-clip" and listing["pretrained"][0] == PAPER_MODEL
     assert str(tmp_path / "ckpt") in [c["path"] for c in listing["checkpoints"]]
     table = cli("models")
     assert table.code == 0 and "pcclip-tiny" in table.stderr and table.stdout == ""
+    assert "scratch" in table.stderr and "MiniLM" in table.stderr
 
 
 def test_offline_hub_model_gives_clean_error(run_pcclip, tmp_path):

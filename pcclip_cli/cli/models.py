@@ -29,11 +29,13 @@ def command(
     table = Table(title="CLIP models (--model SPEC)", title_justify="left")
     table.add_column("SPEC")
     table.add_column("what")
-    shapes = listing["shapes"]
-    state = "cached" if shapes["cached"] else "trained on first use (about 3 min on CPU)"
-    table.add_row(f"[bold]{shapes['name']}[/bold]", f"offline default, shapes world; {state}")
+    for shapes in listing["shapes"]:
+        state = "cached" if shapes["cached"] else "trained on first use"
+        name = f"[bold]{shapes['name']}[/bold]" if shapes["name"] == listing["default"] else shapes["name"]
+        table.add_row(name, f"{shapes['recipe']}; {state}")
     for b in listing["builtin"]:
-        table.add_row(b["name"], f"built-in architecture, {b['image_size']} px, {b['layers']} layers, random init")
+        text = f"with the sentence encoder {b['text_tower']} as text tower" if b.get("text_tower") else "random init"
+        table.add_row(b["name"], f"built-in architecture, {b['image_size']} px, {b['layers']} image layers, {text}")
     for p in listing["pretrained"]:
         table.add_row(p, "paper's model (needs hub access)" if p == listing["paper"] else "open_clip pretrained")
     if not all_pretrained:
