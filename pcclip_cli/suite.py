@@ -11,7 +11,6 @@ CLIPScore over image-caption pairs.
 from __future__ import annotations
 
 import enum
-import random
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,25 +192,8 @@ def _classify_set(clip, manifest: Path, name: str, llm: str, options: SuiteOptio
     ds = load_dataset(manifest)
     common = dict(top_k=options.top_k, alpha=options.alpha, split="test")
     with tempfile.TemporaryDirectory(prefix="pcclip-suite-") as tmp:
-        try:
-            import pcclip_cli.generation  # noqa: F401
-        except ImportError:
-            # No generation module in this build: compare the confused classes with the shapes oracle directly.
-            first = classify(clip, ds, ClassifyOptions(**common), progress=progress, warn=warn)
-            comp_file = Path(tmp) / "comparatives.jsonl"
-            oracle = _oracle_comparatives(first["zero_shot"]["top_confused"], name, options.seed)
-            if oracle:
-                write_jsonl_atomic(comp_file, oracle)
-                result = classify(clip, ds, ClassifyOptions(**common, comparative=str(comp_file)),
-                                  progress=progress, warn=warn)
-                result["comparative"]["source"] = "shapes.describe_difference (no generation module)"
-            else:
-                result = first
-                result["comparative"] = {"source": "shapes.describe_difference", "alpha": options.alpha,
-                                         "skipped": "no class pair is confused", "records": []}
-        else:
-            result = classify(clip, ds, ClassifyOptions(**common, comparative="auto", llm=llm), progress=progress,
-                              warn=warn)
+        result = classify(clip, ds, ClassifyOptions(**common, comparative="auto", llm=llm), progress=progress,
+                          warn=warn)
         desc_file = Path(tmp) / "descriptions.jsonl"
         write_jsonl_atomic(desc_file, _descriptions(llm, ds.classes, options.descriptions))
         described = classify(clip, ds, ClassifyOptions(**common, descriptions=str(desc_file),
@@ -230,38 +212,10 @@ def _classify_set(clip, manifest: Path, name: str, llm: str, options: SuiteOptio
 
 
 def _descriptions(llm: str, classes: list[str], n: int) -> list[dict]:
-    try:
-        from .generation import generate_descriptions
-    except ImportError:
-        generate_descriptions = None
-    if generate_descriptions is not None:
-        recs = generate_descriptions(llm, classes, n)
-        return [{"kind": "descriptions", "first": r["first"], "text": r["text"]} for r in recs if r.get("text")]
-    frames = ["a picture of a {c}", "an image of a {c} on a dark background", "a {c}, drawn simply",
-              "a photo showing one {c}", "something that is a {c}"]
-    return [{"kind": "descriptions", "first": c, "text": frames[k % len(frames)].format(c=c)}
-            for c in classes for k in range(n)]
+    from .generation import generate_descriptions
 
-
-def _class_attributes(label: str, label_kind: str) -> dict:
-    obj = {"size": "medium", "colour": "grey", "shape": "shape"}
-    if label_kind == "colour_shape":
-        obj["colour"], obj["shape"] = label.split(" ", 1)
-    else:
-        obj[label_kind] = label
-    return {"count": 1, "objects": [obj]}
-
-
-def _oracle_comparatives(confused: list[dict], label_kind: str, seed: int) -> list[dict]:
-    from .shapes import describe_difference
-
-    records = []
-    for c in confused:
-        for a, b in ((c["second"], c["first"]), (c["first"], c["second"])):
-            rng = random.Random(f"{seed}|{a}|{b}")
-            text = describe_difference(_class_attributes(a, label_kind), _class_attributes(b, label_kind), rng)
-            records.append({"kind": "classes", "first": a, "second": b, "text": text, "llm": "shapes-oracle"})
-    return records
+    recs = generate_descriptions(llm, classes, n)
+    return [{"kind": "descriptions", "first": r["first"], "text": r["text"]} for r in recs if r.get("text")]
 
 
 # ---------------------------------------------------------------------------------------------------------------
