@@ -183,152 +183,10 @@ def make_record(index: int, cfg: WorldConfig) -> tuple[dict, list[dict], random.
     return rec, objects, rng
 
 
-TASK_FILES = {
-    "size.toml": '''# Difference benchmark: larger vs smaller object (like the paper's CIFAR100 size task).
-name = "shapes-size"
-kind = "groups"
-manifest = "../captions.jsonl"
-split = "test"
-
-[groups.large]
-count = 1
-size = "large"
-
-[groups.small]
-count = 1
-size = "small"
-
-[[pairs]]
-first = "large"
-second = "small"
-text = "The first image contains a larger object, while the second contains a smaller object."
-# As the paper: the reverse statement swaps the attributes, not the words "first" and "second".
-reverse = "The first image contains a smaller object, while the second contains a larger object."
-
-# Held-out paraphrases: the benchmark's headline accuracy is their mean. They avoid the words and sentence
-# shapes of the oracle comparatives (tests/test_shapes.py bounds the overlap), so a gain here is understanding,
-# not a match of phrasing.
-[[pairs.paraphrases]]
-text = "The first frame contains a big item and the second frame a little item."
-reverse = "The first frame contains a little item and the second frame a big item."
-
-[[pairs.paraphrases]]
-text = "The item in the first view fills much of the frame, the item in the second view very little of it."
-reverse = "The item in the first view fills very little of the frame, the item in the second view much of it."
-
-[[pairs.paraphrases]]
-text = "A huge thing is drawn in the first panel, a tiny thing in the second panel."
-reverse = "A tiny thing is drawn in the first panel, a huge thing in the second panel."
-
-[[pairs.paraphrases]]
-text = "The first of the two scenes features the wider and taller item."
-reverse = "The first of the two scenes features the narrower and shorter item."
-
-[[pairs.paraphrases]]
-text = "Going from the first snapshot to the second, the item shrinks."
-reverse = "Going from the first snapshot to the second, the item grows."
-''',
-    "colour.toml": '''# Difference benchmark: yellow vs blue (like the paper's Flowers102 colour task).
-name = "shapes-colour"
-kind = "groups"
-manifest = "../captions.jsonl"
-split = "test"
-
-[groups.yellow]
-count = 1
-colour = ["yellow", "orange"]
-
-[groups.blue]
-count = 1
-colour = ["blue", "purple"]
-
-[[pairs]]
-first = "yellow"
-second = "blue"
-text = "The first shape is yellow, while the second is blue."
-reverse = "The first shape is blue, while the second is yellow."
-
-# Held-out paraphrases (see size.toml).
-[[pairs.paraphrases]]
-text = "Yellow is the colour of the first item and blue the colour of the second item."
-reverse = "Blue is the colour of the first item and yellow the colour of the second item."
-
-[[pairs.paraphrases]]
-text = "The first frame is painted yellow, the second frame painted blue."
-reverse = "The first frame is painted blue, the second frame painted yellow."
-
-[[pairs.paraphrases]]
-text = "A yellow item sits in the first view, a blue item in the second view."
-reverse = "A blue item sits in the first view, a yellow item in the second view."
-
-[[pairs.paraphrases]]
-text = "The first panel glows yellow; the second panel glows blue."
-reverse = "The first panel glows blue; the second panel glows yellow."
-
-[[pairs.paraphrases]]
-text = "Going from the first snapshot to the second, yellow turns into blue."
-reverse = "Going from the first snapshot to the second, blue turns into yellow."
-''',
-    "attributes.toml": '''# Difference benchmark: attribute sets (like the paper's AwA2 task).
-name = "shapes-attributes"
-kind = "attributes"
-manifest = "../captions.jsonl"
-split = "test"
-attributes = ["colour", "size", "shape"]
-exclude = ["medium"]          # attribute values that describe nothing visible enough to compare
-template = "The first image has attributes of {first}, while the second image has attributes of {second}."
-# Held-out paraphrases of the template (see size.toml).
-paraphrases = [
-    "Only the first frame features {first}; only the second frame features {second}.",
-    "Traits of the first view: {first}. Traits of the second view: {second}.",
-    "The first panel is marked by {first} and the second panel by {second}.",
-    "Look for {first} in the first snapshot and for {second} in the second snapshot.",
-    "Going from the first scene to the second, {first} gives way to {second}.",
-]
-
-[where]
-count = 1
-''',
-    "count.toml": '''# Difference benchmark: a relation in other words. The oracle comparatives say "two shapes" and "one shape";
-# this task asks about "more" and "fewer", which no training text says.
-name = "shapes-count"
-kind = "groups"
-manifest = "../captions.jsonl"
-split = "test"
-
-[groups.two]
-count = 2
-
-[groups.one]
-count = 1
-
-[[pairs]]
-first = "two"
-second = "one"
-text = "The first image contains more objects than the second image."
-reverse = "The first image contains fewer objects than the second image."
-
-[[pairs.paraphrases]]
-text = "The first frame is more crowded than the second frame."
-reverse = "The first frame is emptier than the second frame."
-
-[[pairs.paraphrases]]
-text = "Several items sit in the first view, just a single item in the second view."
-reverse = "Just a single item sits in the first view, several items in the second view."
-
-[[pairs.paraphrases]]
-text = "The first panel is busier than the second panel."
-reverse = "The first panel is sparser than the second panel."
-
-[[pairs.paraphrases]]
-text = "Going from the first snapshot to the second, an item disappears."
-reverse = "Going from the first snapshot to the second, an item is added."
-
-[[pairs.paraphrases]]
-text = "The first scene features a pair of items, the second scene a lone item."
-reverse = "The first scene features a lone item, the second scene a pair of items."
-''',
-}
+# The benchmark's task files (with their held-out paraphrases) are data: pcclip_cli/world_tasks/*.toml, copied into
+# every world.
+TASK_FILES_DIR = Path(__file__).resolve().parent / "world_tasks"
+TASK_FILES = {p.name: p for p in sorted(TASK_FILES_DIR.glob("*.toml"))}
 
 
 def _write_world(out: Path, cfg: WorldConfig, progress=None) -> dict:
@@ -357,8 +215,8 @@ def _write_world(out: Path, cfg: WorldConfig, progress=None) -> dict:
                 if attr in rec["attributes"]:
                     fh.write(json.dumps({"image": f"../{rec['image']}", "label": rec["attributes"][attr],
                                          "split": rec["split"], "id": rec["id"]}) + "\n")
-    for name, text in TASK_FILES.items():
-        (out / "tasks" / name).write_text(text, encoding="utf-8")
+    for name, source in TASK_FILES.items():
+        shutil.copyfile(source, out / "tasks" / name)
     splits = Counter(r["split"] for r in records)
     counts = Counter(r["attributes"]["count"] for r in records)
     summary = {
