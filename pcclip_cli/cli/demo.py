@@ -7,31 +7,44 @@ from typing import Annotated
 
 import typer
 
+from ..demo import DemoConfig
 from .console import JsonOption, emit_json, err, progress_bar, warn
 
 
+def _default(name: str) -> str:
+    """Help shows DemoConfig's defaults; the options default to None (= not given), so they live there only."""
+    return str(DemoConfig.__dataclass_fields__[name].default)
+
+
 def command(
-    out: Annotated[Path, typer.Option(help="Directory for every artifact; a re-run reuses what is done.")]
-    = Path("runs/demo"),
-    llm: Annotated[str, typer.Option(help="LLM that writes the training comparatives: template (the oracle), "
-                                          "smollm2-135m, gemma3-270m, or any `pcclip models` LLM.")] = "template",
-    base: Annotated[str, typer.Option(help="Base CLIP model SPEC that PC-CLIP finetunes.")] = "shapes-clip",
-    world_images: Annotated[int, typer.Option(help="Images in the shapes world.")] = 2000,
+    out: Annotated[Path | None, typer.Option(help="Directory for every artifact; a re-run reuses what is done.",
+                                             show_default=_default("out"))] = None,
+    llm: Annotated[str | None, typer.Option(help="LLM that writes the training comparatives: template (the oracle), "
+                                                 "smollm2-135m, gemma3-270m, or any `pcclip models` LLM.",
+                                            show_default=_default("llm"))] = None,
+    base: Annotated[str | None, typer.Option(help="Base CLIP model SPEC that PC-CLIP finetunes.",
+                                             show_default=_default("base"))] = None,
+    world_images: Annotated[int | None, typer.Option(help="Images in the shapes world.", show_default=_default("world_images"))] = None,
     pairs: Annotated[int | None, typer.Option(
-        help="Comparatives to generate (default 20000 for template, 120 for a real LLM).")] = None,
-    epochs: Annotated[int, typer.Option(help="PC-CLIP training epochs.")] = 4,
-    batch_size: Annotated[int, typer.Option(help="PC-CLIP training batch size.")] = 256,
-    lr: Annotated[float, typer.Option(help="PC-CLIP learning rate (shapes setting; the paper's is 1e-8).")] = 1e-4,
-    seeds: Annotated[int, typer.Option(help="Rank benchmark seeds.")] = 5,
-    eval_pairs: Annotated[int, typer.Option(help="Rank benchmark pairs per seed.")] = 100,
-    seed: Annotated[int, typer.Option(help="Seed for the world, sampling and training.")] = 0,
+        help="Comparatives to generate (default 5000 for template, 120 for a real LLM).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="PC-CLIP training epochs.", show_default=_default("epochs"))] = None,
+    batch_size: Annotated[int | None, typer.Option(help="PC-CLIP training batch size.", show_default=_default("batch_size"))] = None,
+    lr: Annotated[float | None, typer.Option(help="PC-CLIP learning rate (the paper's is 1e-8, for ViT-L-14).",
+                                             show_default=_default("lr"))] = None,
+    weight_average: Annotated[float | None, typer.Option(
+        help="WiSE-FT: PC-CLIP = ALPHA * finetuned + (1 - ALPHA) * base (default: no averaging).")] = None,
+    seeds: Annotated[int | None, typer.Option(help="Rank benchmark seeds.", show_default=_default("seeds"))] = None,
+    eval_pairs: Annotated[int | None, typer.Option(help="Rank benchmark pairs per seed.", show_default=_default("eval_pairs"))] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for the world, sampling and training.", show_default=_default("seed"))] = None,
     json_out: JsonOption = False,
 ):
     """Build the world, get the base model, generate + filter comparatives, train PC-CLIP, evaluate both."""
-    from ..demo import DemoConfig, run_demo
+    from ..demo import run_demo
 
-    cfg = DemoConfig(out=str(out), llm=llm, base=base, world_images=world_images, pairs=pairs, epochs=epochs,
-                     batch_size=batch_size, lr=lr, seeds=seeds, eval_pairs=eval_pairs, seed=seed)
+    given = {"out": str(out) if out else None, "llm": llm, "base": base, "world_images": world_images, "pairs": pairs,
+             "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_average": weight_average, "seeds": seeds,
+             "eval_pairs": eval_pairs, "seed": seed}
+    cfg = DemoConfig(**{k: v for k, v in given.items() if v is not None})  # defaults live in DemoConfig only
     with progress_bar("pcclip demo", enabled=not json_out) as bar:
         result = run_demo(cfg, progress=bar, warn=warn)
     if json_out:
