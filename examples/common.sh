@@ -6,7 +6,8 @@
 #   RUNS          where runs and reports go         (default: runs/<script name>)
 #   WORLD_IMAGES  images in the shapes world        (default: 2000, the base model's world)
 #   BASE          base model SPEC                   (default: shapes-clip)
-#   EPOCHS, BATCH, LR                               (defaults: 4, 256, 1e-4: the shapes settings)
+#   EPOCHS, BATCH, LR                               (defaults: 1, 128, 2e-5: the demo's, for shapes-clip's
+#                                                    pretrained sentence encoder; shapes-clip-scratch used 4, 256, 1e-4)
 #   SEEDS         rank-benchmark seeds in eval      (default: 5)
 
 set -euo pipefail
@@ -14,9 +15,9 @@ PCCLIP=${PCCLIP:-pcclip}
 RUNS=${RUNS:-runs/$(basename "$0" .sh)}
 WORLD_IMAGES=${WORLD_IMAGES:-2000}
 BASE=${BASE:-shapes-clip}
-EPOCHS=${EPOCHS:-4}
-BATCH=${BATCH:-256}
-LR=${LR:-1e-4}
+EPOCHS=${EPOCHS:-1}
+BATCH=${BATCH:-128}
+LR=${LR:-2e-5}
 SEEDS=${SEEDS:-5}
 WORLD=$RUNS/world
 
