@@ -9,6 +9,7 @@ import typer
 
 from ..data import OnError
 from .console import JsonOption, emit_json, err, progress_bar, warn
+from .retrieve import QueryTemplatesOption
 
 DEFAULT_MODEL = "shapes-clip"
 
@@ -25,6 +26,7 @@ def command(
     data_root: Annotated[Path | None, typer.Option(help="Where local copies of named datasets live.")] = None,
     on_bad_image: Annotated[OnError, typer.Option(help="An unreadable image stops the run or is skipped.")]
     = OnError.stop,
+    query_templates: QueryTemplatesOption = None,
     json_out: JsonOption = False,
 ):
     """Rank images by an attribute: (g1 - g2)·f(T) >= 0 means the first shows more of it; N images, one sort."""
@@ -51,7 +53,7 @@ def command(
     *inputs, attribute = args
     with progress_bar("embedding images", enabled=not json_out) as bar:
         result = rank_images(model, inputs, attribute, on_error=on_bad_image, progress=bar,
-                             warn=warn)
+                             warn=warn, templates=query_templates)
     if json_out:
         emit_json(result)
     else:
@@ -62,7 +64,9 @@ def render_images(result: dict) -> None:
     from rich.table import Table
 
     how = "expanded to" if result["expanded"] else "as given"
-    err.print(f"attribute [bold]{result['attribute']}[/bold] ({how}): {result['text']}")
+    more = len(result.get("sentences", [])) - 1
+    extra = f" and {more} more phrasings, averaged ({result['templates']} templates)" if more > 0 else ""
+    err.print(f"attribute [bold]{result['attribute']}[/bold] ({how}): {result['text']}{extra}")
     if "answer" in result:
         err.print(f"answer: [bold]{result['answer']}[/bold] (score (g1 - g2)·f(T) = {result['score']:+.4f}; "
                   f"first = {result['first']})")
