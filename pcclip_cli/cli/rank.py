@@ -65,7 +65,7 @@ def render_images(result: dict) -> None:
 
     how = "expanded to" if result["expanded"] else "as given"
     more = len(result.get("sentences", [])) - 1
-    extra = f" and {more} more phrasings, averaged ({result['templates']} templates)" if more > 0 else ""
+    extra = f" (+{more} more phrasings, averaged; {result['templates']} templates)" if more > 0 else ""
     err.print(f"attribute [bold]{result['attribute']}[/bold] ({how}): {result['text']}{extra}")
     if "answer" in result:
         err.print(f"answer: [bold]{result['answer']}[/bold] (score (g1 - g2)·f(T) = {result['score']:+.4f}; "

@@ -103,24 +103,27 @@ def _templates_from_toml(data: dict, where: str) -> list[str]:
     return out
 
 
-@functools.cache
 def load_query_templates(spec: str | Path | None = None) -> QueryTemplates:
     """A shipped set by name (default, single-sentence) or a user's file (.toml, or .txt one per line)."""
-    from ..config import load_toml
-
-    spec = DEFAULT_TEMPLATES if spec is None else spec
-    spec_s = str(spec)
+    spec_s = DEFAULT_TEMPLATES if spec is None else str(spec)
     shipped = QUERY_TEMPLATES_DIR / f"{spec_s}.toml"
     if "/" not in spec_s and not spec_s.endswith((".toml", ".txt")) and shipped.exists():
-        path, name = shipped, spec_s
-    else:
-        path, name = Path(spec_s).expanduser(), Path(spec_s).stem
-        if not path.exists():
-            names = ", ".join(sorted(p.stem for p in QUERY_TEMPLATES_DIR.glob("*.toml")))
-            raise DataError(f"query templates not found: {spec_s}; give a .toml or .txt file, or one of: {names}")
-        if path.is_dir():
-            raise DataError(f"--query-templates takes a file, not a folder: {path}")
-    where = str(path)
+        return _read_templates(str(shipped), spec_s, shipped.stat().st_mtime_ns)
+    path = Path(spec_s).expanduser()
+    if not path.exists():
+        names = ", ".join(sorted(p.stem for p in QUERY_TEMPLATES_DIR.glob("*.toml")))
+        raise DataError(f"query templates not found: {spec_s}; give a .toml or .txt file, or one of: {names}")
+    if path.is_dir():
+        raise DataError(f"--query-templates takes a file, not a folder: {path}")
+    # Cached by absolute path and modification time: the same name elsewhere, or an edited file, is read anew.
+    return _read_templates(str(path.resolve()), path.stem, path.stat().st_mtime_ns, shown=spec_s)
+
+
+@functools.cache
+def _read_templates(path_s: str, name: str, mtime_ns: int, shown: str | None = None) -> QueryTemplates:
+    from ..config import load_toml
+
+    path, where = Path(path_s), shown or path_s
     if path.suffix == ".txt":
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
@@ -128,7 +131,10 @@ def load_query_templates(spec: str | Path | None = None) -> QueryTemplates:
             raise DataError(f"{where}: not valid UTF-8") from None
         return make_templates([ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")],
                               name=name, source=where, kinds=load_query_templates().kinds)
-    data = load_toml(path, what="query templates")
+    try:
+        data = load_toml(path, what="query templates")
+    except DataError as exc:
+        raise DataError(str(exc).replace(path_s, where)) from None
     kinds = data.get("kinds")
     if kinds is None and path != QUERY_TEMPLATES_DIR / f"{DEFAULT_TEMPLATES}.toml":
         kinds = load_query_templates().kinds

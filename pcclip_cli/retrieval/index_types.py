@@ -103,7 +103,7 @@ def all_vectors(index):
         import numpy as np
 
         return np.zeros((0, index.d), dtype=np.float32)
-    if isinstance(index, faiss.IndexIVF) or "IVF" in type(index).__name__:
+    if isinstance(index, faiss.IndexIVF):
         ivf = faiss.extract_index_ivf(index)
         ivf.make_direct_map()
         try:
