@@ -47,9 +47,10 @@ def test_ivf_is_tuned_to_the_smallest_nprobe_reaching_the_target(clustered, targ
     assert t.param == "nprobe" and t.met and t.warning is None
     assert faiss.extract_index_ivf(index).nprobe == t.value  # the index is left at the chosen setting
     assert t.recall >= target
-    # Every smaller setting tried fell short; the chosen one is the first that reached the target.
+    # Every smaller setting tried fell short, and the largest of them is within the bisection's last step.
+    below = [tr.value for tr in t.trials if tr.value < t.value]
     assert all(tr.recall < target for tr in t.trials if tr.value < t.value)
-    assert any(tr.value == t.value - 1 for tr in t.trials) or t.value == 1
+    assert t.value == 1 or t.value - max(below) <= max(1, t.value // 16)
     # On fresh queries from the same mixture (not in the index) the recall holds, within sampling error.
     fresh = mixture(300, 32, centres=64, spread=1.0, seed=99)
     assert recall_at(index, clustered, fresh, 10) >= target - 0.03
