@@ -21,13 +21,14 @@ from pathlib import Path
 
 COLOURS = ["red", "orange", "yellow", "green", "blue", "purple"]
 SIZES = ["large", "medium", "small"]
+COMPARATIVES = {"larger": "large", "smaller": "small"}  # the words the README's earlier row used
 TEMPLATE_SETS = ["single-sentence", "default"]
 
 
 def has_attribute(meta: dict, word: str) -> bool:
     from pcclip_cli.shapes import image_has
 
-    return image_has(meta.get("attributes") or {}, word)
+    return image_has(meta.get("attributes") or {}, COMPARATIVES.get(word, word))
 
 
 def attribute_precision(index, clip, words: list[str], k: int = 10, templates=None) -> dict[str, float]:
@@ -53,7 +54,7 @@ def measure(world: Path, models: list[str], k: int = 10, split: str | None = Non
         manifest = workdir / f"captions-{split}.jsonl"
         manifest.write_text("".join(json.dumps({**r, "image": str(world / r["image"])}) + "\n"
                                     for r in rows if r.get("split") == split))
-    words = COLOURS + SIZES
+    words = COLOURS + SIZES + list(COMPARATIVES)
     indexes: dict[str, object] = {}  # image fingerprint -> loaded index
     template_sets = template_sets or TEMPLATE_SETS
     out = {"world": str(world), "split": split or "all", "k": k, "models": {}, "rows": []}
@@ -78,7 +79,7 @@ def measure(world: Path, models: list[str], k: int = 10, split: str | None = Non
 
 
 def print_table(result: dict) -> None:
-    words = COLOURS + SIZES
+    words = COLOURS + SIZES + list(COMPARATIVES)
     k = result["k"]
     print(f"precision@{k} of retrieve --attribute, {result['world']} ({result['split']} images)")
     print("| model | queries | " + " | ".join(words) + " | colour mean | size mean |")
