@@ -38,18 +38,18 @@ CENTRES = 2000
 SPREAD = 0.8
 
 
-def make_vectors(rng, n, dim, kind):
+def make_vectors(rng, n, dim, kind, centres=CENTRES, spread=SPREAD):
     import numpy as np
 
     if kind == "random":
         x = rng.standard_normal((n, dim), dtype=np.float32)
     else:
-        centres = np.random.default_rng(1).standard_normal((CENTRES, dim), dtype=np.float32)
+        means = np.random.default_rng(1).standard_normal((centres, dim), dtype=np.float32)
         x = np.empty((n, dim), dtype=np.float32)
         for start in range(0, n, 100_000):  # in chunks, so the noise never needs a second n x dim array
             m = min(100_000, n - start)
-            x[start : start + m] = centres[rng.integers(0, CENTRES, m)]
-            x[start : start + m] += SPREAD * rng.standard_normal((m, dim), dtype=np.float32)
+            x[start : start + m] = means[rng.integers(0, centres, m)]
+            x[start : start + m] += spread * rng.standard_normal((m, dim), dtype=np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     return x
 
@@ -84,14 +84,15 @@ def bench_data(args, kind, faiss):
     import numpy as np
 
     from pcclip_cli.retrieval import IndexType, index_params, make_faiss_index
+    from pcclip_cli.retrieval.index_types import _apply_search_params as apply_search_params
     from pcclip_cli.retrieval.tuning import tune_index
 
     rng = np.random.default_rng(0)
     t = time.perf_counter()
-    data = make_vectors(rng, args.n, args.dim, kind)
-    queries = make_vectors(rng, args.queries, args.dim, kind)  # drawn the same way, never indexed
+    data = make_vectors(rng, args.n, args.dim, kind, args.centres, args.spread)
+    queries = make_vectors(rng, args.queries, args.dim, kind, args.centres, args.spread)  # never indexed
     print(f"\n## {args.n:,} {kind} unit vectors x {args.dim} d"
-          + (f" ({CENTRES} Gaussian clusters, centres N(0, I), spread {SPREAD} per dimension)"
+          + (f" ({args.centres} Gaussian clusters, centres N(0, I), spread {args.spread} per dimension)"
              if kind == "clustered" else "")
           + f"; {args.queries} held-out queries, k={args.k}; data made in {time.perf_counter() - t:.1f} s",
           flush=True)
@@ -130,6 +131,7 @@ def bench_data(args, kind, faiss):
     t_build = time.perf_counter() - t
     param = "nprobe" if approx == IndexType.ivf else "ef_search"
     shape = f"nlist={params['nlist']}" if approx == IndexType.ivf else f"M={params['m']}"
+    apply_search_params(index, {"type": approx.value, "params": params})  # what load_index sets: faiss's own is 1
     row, _ = measure_row(f"{approx.value} {shape} {param}={params[param]} (untuned default)", index, queries,
                          args.k, exact_ids, t_build)
     rows.append(row)
@@ -166,6 +168,9 @@ def main():
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--approx", choices=["ivf", "hnsw"], default="ivf")
     ap.add_argument("--data", choices=["clustered", "random"], nargs="+", default=["clustered", "random"])
+    ap.add_argument("--centres", type=int, default=CENTRES, help="clustered: number of Gaussians")
+    ap.add_argument("--spread", type=float, default=SPREAD,
+                    help="clustered: noise std per dimension (centres are N(0, I)); larger overlaps the clusters")
     ap.add_argument("--target-recall", type=float, default=0.95)
     ap.add_argument("--max-latency-ms", type=float, default=None)
     ap.add_argument("--tune-queries", type=int, default=300,
@@ -195,7 +200,8 @@ def main():
     print(f"\n# total {time.perf_counter() - t0:.0f} s; load average {os.getloadavg()[0]:.2f} at the end")
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"n": args.n, "dim": args.dim, "centres": CENTRES, "spread": SPREAD, "results": results}, fh,
+            json.dump({"n": args.n, "dim": args.dim, "centres": args.centres, "spread": args.spread,
+                       "results": results}, fh,
                       indent=2)
 
     if args.blas_compare:
