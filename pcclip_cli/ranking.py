@@ -9,18 +9,19 @@ from .errors import DataError, PcclipError
 
 
 def rank_images(model, inputs: list[str], attribute: str, *, on_error: OnError = OnError.stop, progress=None,
-                warn=None) -> dict:
+                warn=None, templates=None) -> dict:
     """Order images (files, folders, manifests) by how much of `attribute` each shows.
 
     Two images get the paper's answer: "first" iff (g1 - g2).f(T) >= 0. More are sorted by g.f(T), which is the
-    same rule for every pair at once (O(N) embeddings and one sort, never the N^2 pairs).
+    same rule for every pair at once (O(N) embeddings and one sort, never the N^2 pairs). f(T) is the prompt
+    ensemble of the attribute (retrieval.ensemble; `templates` names another template set or file).
     """
-    from .attributes import expand_attribute
     from .embeddings import embed_images
     from .evaluation import attribute_scores, order_by_scores, rank_score
     from .models import clip_for
+    from .retrieval.ensemble import attribute_ensemble, ensemble_vector
 
-    query = expand_attribute(attribute)
+    query = attribute_ensemble(attribute, templates)
     if not inputs:
         raise PcclipError("rank needs at least two images (files, folders or a manifest) before the attribute")
     items = collect_images(inputs)
@@ -36,7 +37,7 @@ def rank_images(model, inputs: list[str], attribute: str, *, on_error: OnError =
     if len(kept) < 2:
         raise DataError(f"only {len(kept)} of {len(items)} images could be read; rank needs at least two")
     vectors = emb.vectors[[by_path[str(it.path)] for it in kept]]
-    text = clip.encode_texts([query.text])[0]
+    text = ensemble_vector(clip, query)
     scores = attribute_scores(vectors, text)
     order = order_by_scores(scores)
     result = {
@@ -44,6 +45,8 @@ def rank_images(model, inputs: list[str], attribute: str, *, on_error: OnError =
         "fingerprint": clip.fingerprint,
         "attribute": query.attribute,
         "text": query.text,
+        "sentences": list(query.sentences),
+        "templates": query.templates,
         "expanded": query.expanded,
         "images": len(kept),
         "order": [{"rank": r + 1, "image": str(kept[i].path), "id": kept[i].id, "score": float(scores[i])}
@@ -133,12 +136,13 @@ def _trial_accuracy(g1, g2, texts, trials):
 
 def order_concordance(clip, items, attribute: str, truth_key: str, truth_order: dict, *, progress=None) -> dict:
     """Sort labelled images by `attribute` and measure how often pairs with different true values come out in
-    the right order (the shapes suite uses it with "larger" and the size attribute)."""
-    from .attributes import expand_attribute
+    the right order (the shapes suite uses it with "larger" and the size attribute). It scores with the single
+    comparative sentence PC-CLIP is trained on, not an ensemble, so the metric stays the paper's."""
     from .embeddings import embed_images
     from .evaluation import attribute_scores, concordance
+    from .retrieval.ensemble import attribute_ensemble
 
-    query = expand_attribute(attribute)
+    query = attribute_ensemble(attribute, "single-sentence")
     items = [it for it in items if it.value(truth_key) in truth_order]
     if len(items) < 2:
         raise DataError(f"fewer than two images have a {truth_key} to order by")

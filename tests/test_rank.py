@@ -10,6 +10,7 @@ from pcclip_cli.attributes import expand_attribute
 from pcclip_cli.data import read_captions
 from pcclip_cli.embeddings import embed_images
 from pcclip_cli.evaluation import mean_se
+from pcclip_cli.retrieval.ensemble import attribute_ensemble
 from pcclip_cli.tasks import load_task, sample_trials
 
 
@@ -18,10 +19,11 @@ def imgs(world):
     return [r.path for r in read_captions(world / "captions.jsonl")[:6]]
 
 
-def direct_scores(clip, paths, text):
+def direct_scores(clip, paths, sentences):
+    """g . f(T) with f(T) the mean of the sentences' unit text embeddings, renormalised (the prompt ensemble)."""
     g = embed_images(clip, paths).vectors
-    t = clip.encode_texts([text])[0]
-    return g @ t
+    t = clip.encode_texts(list(sentences)).mean(axis=0)
+    return g @ (t / np.linalg.norm(t))
 
 
 def test_two_images_answer_and_score_match_the_rule(cli, micro_clip, imgs):
@@ -30,7 +32,8 @@ def test_two_images_answer_and_score_match_the_rule(cli, micro_clip, imgs):
     out = r.json()
     query = expand_attribute("larger")
     assert out["text"] == query.text and out["expanded"] is True
-    s = direct_scores(micro_clip, imgs[:2], query.text)
+    assert out["sentences"][0] == query.text and len(out["sentences"]) > 1 and out["templates"] == "default"
+    s = direct_scores(micro_clip, imgs[:2], out["sentences"])
     assert out["score"] == pytest.approx(float(s[0] - s[1]), abs=1e-5)
     assert out["answer"] == ("first" if s[0] - s[1] >= 0 else "second")
     swapped = cli("rank", imgs[1], imgs[0], "larger", "--model", "pcclip-micro", "--json").json()
@@ -41,12 +44,12 @@ def test_two_images_answer_and_score_match_the_rule(cli, micro_clip, imgs):
 def test_full_sentence_is_used_as_given(cli, imgs):
     sentence = "The first image has a redder shape than the second image."
     out = cli("rank", imgs[0], imgs[1], sentence, "--model", "pcclip-micro", "--json").json()
-    assert out["text"] == sentence and out["expanded"] is False
+    assert out["text"] == sentence and out["expanded"] is False and out["sentences"] == [sentence]
 
 
 def test_many_images_are_sorted_by_one_score_each(cli, micro_clip, imgs, world, tmp_path):
     folder_out = cli("rank", *imgs, "bluer", "--model", "pcclip-micro", "--json").json()
-    scores = direct_scores(micro_clip, imgs, expand_attribute("bluer").text)
+    scores = direct_scores(micro_clip, imgs, attribute_ensemble("bluer").sentences)
     expect = [str(imgs[i]) for i in np.argsort(-scores, kind="stable")]
     assert [row["image"] for row in folder_out["order"]] == expect
     assert "answer" not in folder_out and folder_out["images"] == 6

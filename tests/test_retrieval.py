@@ -24,6 +24,7 @@ from pcclip_cli.retrieval import (
     retrieve,
     search,
 )
+from pcclip_cli.retrieval.ensemble import attribute_ensemble
 
 
 @pytest.fixture(scope="module")
@@ -81,14 +82,23 @@ def test_search_matches_numpy_brute_force(index_dir, world_vectors):
     assert len(search(idx, queries[0], k=500)[0]) == 60  # k beyond the index size gives every image once
 
 
-def test_attribute_query_ranks_by_comparative_sentence(cli, index_dir, world_vectors, micro_clip):
+def averaged(clip, sentences):
+    """The prompt-ensemble query, computed here from the sentences: mean of unit embeddings, renormalised."""
+    e = clip.encode_texts(list(sentences)).mean(axis=0)
+    return e / np.linalg.norm(e)
+
+
+def test_attribute_query_ranks_by_the_averaged_ensemble(cli, index_dir, world_vectors, micro_clip):
     paths, vecs, _ = world_vectors
     result = cli("retrieve", "--index", index_dir, "--attribute", "larger", "--k", "7", "--json")
     assert result.code == 0, result.stderr
     doc = result.json()
-    sentence = expand_attribute("larger").text  # the expansion `rank` uses
-    assert doc["query"]["sentence"] == sentence
-    t = micro_clip.encode_texts([sentence])[0]
+    sentences = doc["query"]["sentences"]
+    # The comparative sentence `rank` always used is one of them, beside plain descriptions of one image.
+    assert doc["query"]["sentence"] == sentences[0] == expand_attribute("larger").text
+    assert "The first image is large, while the second is not." in sentences
+    assert any(s.startswith("a ") and "large" in s for s in sentences) and len(set(sentences)) == len(sentences) >= 6
+    t = averaged(micro_clip, sentences)
     order = np.argsort(-(vecs @ t))[:7]
     assert [r["path"] for r in doc["results"]] == [paths[i] for i in order]
     assert [r["rank"] for r in doc["results"]] == list(range(1, 8))
@@ -96,7 +106,7 @@ def test_attribute_query_ranks_by_comparative_sentence(cli, index_dir, world_vec
 
 def test_than_keeps_images_with_more_of_the_attribute(index_dir, world_vectors, micro_clip):
     paths, vecs, _ = world_vectors
-    t = micro_clip.encode_texts([expand_attribute("blue").text])[0]
+    t = averaged(micro_clip, attribute_ensemble("blue").sentences)
     s = vecs @ t
     ref = int(np.argsort(s)[len(s) // 2])  # a reference in the middle: about half the images beat it
     doc = retrieve(index_dir, Query("attribute", "blue", than=paths[ref]), k=100)
@@ -193,7 +203,7 @@ def test_text_scope_checkpoint_is_accepted_other_towers_refused(index_dir, tmp_p
     assert tuned["model"] == str(text_ckpt.resolve()) and base["model"] == "pcclip-micro"
     assert [r["score"] for r in tuned["results"]] != [r["score"] for r in base["results"]]
     # The finetuned text encoder really is used: its scores are g . f_ft(T).
-    t = load_clip(str(text_ckpt), "cpu").encode_texts([expand_attribute("larger").text])[0]
+    t = averaged(load_clip(str(text_ckpt), "cpu"), attribute_ensemble("larger").sentences)
     _, vecs, _ = world_vectors
     assert tuned["results"][0]["score"] == pytest.approx(float(np.max(vecs @ t)), abs=1e-5)
     image_ckpt = text_scope_checkpoint(tmp_path / "image-ft", "image")

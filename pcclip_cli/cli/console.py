@@ -16,6 +16,10 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 DEFAULT_MODEL = "shapes-clip"
 ModelOption = Annotated[str, typer.Option("--model", "-m", help="CLIP model SPEC (see `pcclip models`).")]
+QueryTemplatesOption = Annotated[str | None, typer.Option(
+    "--query-templates", metavar="FILE|NAME",
+    help="Templates a bare attribute word is filled into (a prompt ensemble, averaged): a .toml or .txt file, "
+         "or a shipped set (default, single-sentence). Each template uses {word} or {cmp}.")]
 
 
 def emit_json(obj: Any) -> None:

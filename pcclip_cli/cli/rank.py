@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from ..data import OnError
-from .console import DEFAULT_MODEL, JsonOption, ModelOption, emit_json, err, progress_bar, warn
+from .console import (
+    DEFAULT_MODEL,
+    JsonOption,
+    ModelOption,
+    QueryTemplatesOption,
+    emit_json,
+    err,
+    progress_bar,
+    warn,
+)
 from .tables import render_task
 
 
@@ -24,6 +33,7 @@ def command(
     data_root: Annotated[Path | None, typer.Option(help="Where local copies of named datasets live.")] = None,
     on_bad_image: Annotated[OnError, typer.Option(help="An unreadable image stops the run or is skipped.")]
     = OnError.stop,
+    query_templates: QueryTemplatesOption = None,
     json_out: JsonOption = False,
 ):
     """Rank images by an attribute: (g1 - g2)·f(T) >= 0 means the first shows more of it; N images, one sort."""
@@ -50,7 +60,7 @@ def command(
     *inputs, attribute = args
     with progress_bar("embedding images", enabled=not json_out) as bar:
         result = rank_images(model, inputs, attribute, on_error=on_bad_image, progress=bar,
-                             warn=warn)
+                             warn=warn, templates=query_templates)
     if json_out:
         emit_json(result)
     else:
@@ -61,7 +71,9 @@ def render_images(result: dict) -> None:
     from rich.table import Table
 
     how = "expanded to" if result["expanded"] else "as given"
-    err.print(f"attribute [bold]{result['attribute']}[/bold] ({how}): {result['text']}")
+    more = len(result.get("sentences", [])) - 1
+    extra = f" (+{more} more phrasings, averaged; {result['templates']} templates)" if more > 0 else ""
+    err.print(f"attribute [bold]{result['attribute']}[/bold] ({how}): {result['text']}{extra}")
     if "answer" in result:
         err.print(f"answer: [bold]{result['answer']}[/bold] (score (g1 - g2)·f(T) = {result['score']:+.4f}; "
                   f"first = {result['first']})")

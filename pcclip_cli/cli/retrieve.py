@@ -8,11 +8,15 @@ from typing import Annotated
 import typer
 
 from ..errors import PcclipError
-from .console import JsonOption, emit_json, err
+from .console import JsonOption, QueryTemplatesOption, emit_json, err, info, warn
+
+# Shared by `rank` and `retrieve`: how an attribute word becomes text queries (retrieval.ensemble).
 
 
 def command(
-    index: Annotated[Path, typer.Option("--index", help="Index directory written by `pcclip index`.")],
+    index: Annotated[Path | None, typer.Option(
+        "--index", help="Index directory written by `pcclip index` [default: the shapes world's test images "
+                        "under shapes-clip, built on first use].")] = None,
     attribute: Annotated[str | None, typer.Option(help="Rank by an attribute word ('bluer', 'large') or a "
                                                        "comparative sentence, as `rank` does.")] = None,
     text: Annotated[str | None, typer.Option(help="Plain text-to-image retrieval.")] = None,
@@ -22,6 +26,7 @@ def command(
     k: Annotated[int, typer.Option("--k", "-k", help="Number of results.")] = 10,
     model: Annotated[str | None, typer.Option(help="Text encoder to query with [default: the index's model]; "
                                                    "must share the index's image tower.")] = None,
+    query_templates: QueryTemplatesOption = None,
     json_out: JsonOption = False,
 ):
     """Search an index: top-k images with rank, score, path and metadata."""
@@ -32,8 +37,8 @@ def command(
     if len(given) != 1:
         raise PcclipError("give exactly one query: --attribute WORD, --text TEXT or --image PATH")
     kind, value = given[0]
-    query = Query(kind, str(value), than=str(than) if than is not None else None)
-    result = retrieve(index, query, k=k, model=model)
+    query = Query(kind, str(value), than=str(than) if than is not None else None, templates=query_templates)
+    result = retrieve(index, query, k=k, model=model, notify=info, warn=warn)
     if json_out:
         emit_json(result)
         return
@@ -41,8 +46,9 @@ def command(
 
     q = result["query"]
     title = f"{q['kind']} {q['value']!r}"
-    if q.get("sentence") and q["sentence"] != q["value"]:
-        title += f" -> {q['sentence']!r}"
+    if q.get("sentences") and q["sentences"] != [q["value"]]:
+        n = len(q["sentences"])
+        title += f" -> {q['sentence']!r}" + (f" and {n - 1} more phrasings (averaged)" if n > 1 else "")
     if q.get("than"):
         title += f", more than {q['than']}"
     table = Table(title=f"{title} ({result['count']} images, {result['index_type']})", title_justify="left")
