@@ -1,4 +1,8 @@
-"""The `llamacpp` backend: GGUF models through llama-cpp-python, as plain completions of the few-shot prompt."""
+"""The `llamacpp` backend: GGUF models through llama-cpp-python, as plain completions of the few-shot prompt.
+
+One item at a time (`--batch-size 1`) goes through `Llama.create_completion`; larger batches decode together
+through the low-level batch API (llamacpp_batch.py), which gives the same greedy tokens.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from .base import LLM, Completion, Params, Request, cut_at_stop, item_seed
 
 GGUF_MAGIC = b"GGUF"
 _CACHE: dict[tuple, object] = {}
+_DECODERS: list = []  # batch decoders hold contexts over cached models: freed before the models at exit
 _LOCK = threading.Lock()
 
 
@@ -65,10 +70,46 @@ def _captured_stderr():
 
 def _close_all() -> None:
     # Closed before interpreter teardown: Llama.__del__ during teardown prints a TypeError traceback.
+    for decoder in _DECODERS:
+        with contextlib.suppress(Exception):
+            decoder.close()
+    _DECODERS.clear()
     for model in _CACHE.values():
         with contextlib.suppress(Exception):
             model.close()
     _CACHE.clear()
+
+
+def _cpu_has_amx() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            return " amx_tile" in fh.read(200_000)
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _no_extra_buffers():
+    """Load weights into plain CPU buffers on AMX machines: llama.cpp's AMX matmul, picked through the "extra
+    buffer types", crashes with SIGSEGV where the tile state is not available to the process (seen on sandboxed
+    Sapphire Rapids hosts). Elsewhere the default (repacked weights) is kept."""
+    from llama_cpp import llama_cpp  # the ctypes module that Llama.__init__ calls
+
+    if not _cpu_has_amx() or os.environ.get("PCCLIP_LLAMA_EXTRA_BUFFERS") == "1":
+        yield
+        return
+    original = llama_cpp.llama_model_default_params
+
+    def params():
+        p = original()
+        p.use_extra_bufts = False
+        return p
+
+    llama_cpp.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        llama_cpp.llama_model_default_params = original
 
 
 def _load(path: Path, opts: LlamaCppOptions):
@@ -79,7 +120,7 @@ def _load(path: Path, opts: LlamaCppOptions):
 
             if not _CACHE:
                 atexit.register(_close_all)
-            with _captured_stderr() as captured:
+            with _captured_stderr() as captured, _no_extra_buffers():
                 try:
                     _CACHE[key] = Llama(model_path=str(path), n_ctx=opts.n_ctx,
                                         n_threads=opts.n_threads or os.cpu_count() or 1, verbose=False)
@@ -93,6 +134,7 @@ def _load(path: Path, opts: LlamaCppOptions):
 
 class LlamaCppLLM(LLM):
     backend = "llamacpp"
+    batched = True
 
     def __init__(self, name: str, target: str, **opts):
         super().__init__(name, target)
@@ -101,8 +143,42 @@ class LlamaCppLLM(LLM):
         self.options = from_dict(LlamaCppOptions, opts, source="llamacpp backend options")
         self.path = check_gguf(target)
         self.model = _load(self.path, self.options)
+        self._decoder = None
 
     def complete(self, requests: list[Request], params: Params) -> list[Completion]:
+        if len(requests) > 1:
+            return self._complete_batched(requests, params)
+        return self._complete_one_by_one(requests, params)
+
+    def _complete_batched(self, requests: list[Request], params: Params) -> list[Completion]:
+        from .llamacpp_batch import BatchDecoder, prompt_tokens
+
+        prompts = [prompt_tokens(self.model, r.prompt) for r in requests]
+        longest = max(len(p) for p in prompts) + params.max_tokens
+        if longest > self.options.n_ctx:
+            raise PcclipError(f"a prompt of {longest - params.max_tokens} tokens plus --max-tokens "
+                              f"{params.max_tokens} exceeds the context of {self.options.n_ctx} tokens (n_ctx)")
+        if self._decoder is None:
+            self._decoder = BatchDecoder(self.model)
+            _DECODERS.append(self._decoder)
+        with _LOCK:
+            decoded = self._decoder.run(prompts, max_tokens=params.max_tokens, temperature=params.temperature,
+                                        seeds=[item_seed(params.seed, r.key) for r in requests],
+                                        stop=params.stop, repeat_penalty=self.options.repeat_penalty)
+        out = []
+        for d in decoded:
+            text, cut = cut_at_stop(d.text.decode("utf-8", errors="ignore"), params.stop)
+            out.append(Completion(text, len(d.tokens), "stop" if cut or d.finish == "stop" else "length"))
+        return out
+
+    def close(self) -> None:
+        if self._decoder is not None:
+            self._decoder.close()
+            if self._decoder in _DECODERS:
+                _DECODERS.remove(self._decoder)
+            self._decoder = None
+
+    def _complete_one_by_one(self, requests: list[Request], params: Params) -> list[Completion]:
         out = []
         for req in requests:
             # llama-cpp-python reuses the KV cache of the longest common prefix with the previous prompt, so the
