@@ -32,7 +32,8 @@ def command(
         help="Prompt name (coco, cub, shapes, classes, descriptions, ...) or a .toml/.txt path.")] = None,
     max_tokens: Annotated[int, typer.Option(help="Keep at most this many generated tokens (paper: 80).")] = 80,
     temperature: Annotated[float, typer.Option(help="0 is greedy decoding.")] = 0.0,
-    batch_size: Annotated[int, typer.Option(help="Prompts per forward pass (transformers).")] = 8,
+    batch_size: Annotated[int, typer.Option(
+        help="Items decoded together (llamacpp, transformers); their shared prompt prefix is read once.")] = 8,
     shard: Annotated[str, typer.Option(help="I/N: generate only shard I (from 0) of N.")] = "0/1",
     n: Annotated[int, typer.Option("--n", help="Descriptions per class (--kind descriptions).")] = 1,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server, e.g. http://host:8000/v1.")] = None,

@@ -15,7 +15,6 @@ seed), so sampled texts follow the same distributions too.
 
 from __future__ import annotations
 
-import ctypes
 from dataclasses import dataclass
 
 # llama-cpp-python's defaults for create_completion; the batched path must sample exactly like it.
