@@ -91,8 +91,8 @@ def _cpu_has_amx() -> bool:
 @contextlib.contextmanager
 def _no_extra_buffers():
     """Load weights into plain CPU buffers on AMX machines: llama.cpp's AMX matmul, picked through the "extra
-    buffer types", crashes with SIGSEGV where the tile state is not available to the process (seen on sandboxed
-    Sapphire Rapids hosts). Elsewhere the default (repacked weights) is kept."""
+    buffer types", crashes with SIGSEGV on some Sapphire Rapids hosts (llama.cpp issue 20824, unfixed; this
+    machine is one). PCCLIP_LLAMA_EXTRA_BUFFERS=1 keeps them. Elsewhere the default (repacked weights) is kept."""
     from llama_cpp import llama_cpp  # the ctypes module that Llama.__init__ calls
 
     if not _cpu_has_amx() or os.environ.get("PCCLIP_LLAMA_EXTRA_BUFFERS") == "1":
