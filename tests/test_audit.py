@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import assert_clean_error
 
+from conftest import assert_clean_error
 from pcclip_cli.audit import audit_records, differences, read_attributes, score
 from pcclip_cli.statements import load_vocabulary, parse
 
