@@ -28,6 +28,7 @@ class LlamaCppOptions:
     n_ctx: int = 2048  # the COCO prompt is about 330 tokens; room for long captions and 80 new tokens
     n_threads: int | None = None  # default: all cores
     repeat_penalty: float = 1.0  # llama.cpp's completion default; the server's default is 1.1
+    grammar: str | None = None  # a GBNF file: every completion must match its `root` rule
 
     def __post_init__(self):
         if not 128 <= self.n_ctx <= 131072:
@@ -78,6 +79,29 @@ def _close_all() -> None:
         with contextlib.suppress(Exception):
             model.close()
     _CACHE.clear()
+
+
+def check_grammar(path: str | Path, llama) -> str:
+    """The text of a GBNF grammar file that llama.cpp parses (with a `root` rule), or a DataError."""
+    import llama_cpp as lc
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"grammar file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"grammar file {path} is not UTF-8 text") from None
+    with _captured_stderr() as captured:
+        sampler = lc.llama_sampler_init_grammar(llama._model.vocab, text.encode("utf-8"), b"root")
+        said = [] if sampler else [ln.strip() for ln in captured().splitlines()
+                                   if "parse" in ln or "error" in ln.lower()]
+    if not sampler:
+        detail = f" ({said[0][:200]})" if said else ""
+        raise DataError(f"grammar file {path} does not parse as GBNF{detail}; it needs a `root ::= ...` rule, "
+                        "see llama.cpp's grammars/README.md")
+    lc.llama_sampler_free(sampler)
+    return text
 
 
 def _cpu_has_amx() -> bool:
@@ -144,6 +168,7 @@ class LlamaCppLLM(LLM):
         self.path = check_gguf(target)
         self.model = _load(self.path, self.options)
         self._decoder = None
+        self.grammar = check_grammar(self.options.grammar, self.model) if self.options.grammar else None
 
     def complete(self, requests: list[Request], params: Params) -> list[Completion]:
         if len(requests) > 1:
@@ -164,7 +189,8 @@ class LlamaCppLLM(LLM):
         with _LOCK:
             decoded = self._decoder.run(prompts, max_tokens=params.max_tokens, temperature=params.temperature,
                                         seeds=[item_seed(params.seed, r.key) for r in requests],
-                                        stop=params.stop, repeat_penalty=self.options.repeat_penalty)
+                                        stop=params.stop, repeat_penalty=self.options.repeat_penalty,
+                                        grammar=(self.grammar, "root") if self.grammar else None)
         out = []
         for d in decoded:
             text, cut = cut_at_stop(d.text.decode("utf-8", errors="ignore"), params.stop)
@@ -179,13 +205,16 @@ class LlamaCppLLM(LLM):
             self._decoder = None
 
     def _complete_one_by_one(self, requests: list[Request], params: Params) -> list[Completion]:
+        from llama_cpp import LlamaGrammar
+
+        grammar = LlamaGrammar.from_string(self.grammar, verbose=False) if self.grammar else None
         out = []
         for req in requests:
             # llama-cpp-python reuses the KV cache of the longest common prefix with the previous prompt, so the
             # shared few-shot demonstrations are read once, not once per item.
             res = self.model.create_completion(
                 req.prompt, max_tokens=params.max_tokens, temperature=params.temperature, stop=list(params.stop),
-                seed=item_seed(params.seed, req.key), repeat_penalty=self.options.repeat_penalty)
+                seed=item_seed(params.seed, req.key), repeat_penalty=self.options.repeat_penalty, grammar=grammar)
             choice = res["choices"][0]
             text, cut = cut_at_stop(choice["text"], params.stop)
             finish = "stop" if cut or choice.get("finish_reason") == "stop" else "length"
