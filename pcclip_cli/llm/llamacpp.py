@@ -146,8 +146,11 @@ def _load(path: Path, opts: LlamaCppOptions):
                 atexit.register(_close_all)
             with _captured_stderr() as captured, _no_extra_buffers():
                 try:
-                    _CACHE[key] = Llama(model_path=str(path), n_ctx=opts.n_ctx,
-                                        n_threads=opts.n_threads or os.cpu_count() or 1, verbose=False)
+                    threads = opts.n_threads or os.cpu_count() or 1
+                    # Prompts and batches run on n_threads_batch, which llama-cpp-python would otherwise set to
+                    # every core whatever --threads says.
+                    _CACHE[key] = Llama(model_path=str(path), n_ctx=opts.n_ctx, n_threads=threads,
+                                        n_threads_batch=threads, verbose=False)
                 except (ValueError, RuntimeError) as exc:
                     lines = [ln for ln in captured().splitlines() if ln.strip()]
                     detail = f"; llama.cpp said: {lines[-1][:200]}" if lines else ""
