@@ -24,7 +24,7 @@ PLACEHOLDERS: dict[str, tuple[str, ...]] = {
 }
 DEFAULT_PROMPT = {"pairs": "coco", "classes": "classes", "descriptions": "descriptions"}
 DEFAULT_STOP = ("\nQ:",)
-_NOT_PROMPTS = {"attributes", "filter_rules"}
+_NOT_PROMPTS = {"attributes", "filter_rules", "vocabulary"}
 
 
 @dataclass(frozen=True)
