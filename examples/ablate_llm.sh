@@ -5,7 +5,7 @@
 #   filtered:   the first PAIRS records that `pcclip filter` keeps (generation grows until there are enough).
 # Each arm trains with 3 seeds; each arm's audit precision (`pcclip audit`) is a tag beside its accuracy.
 #   bash examples/ablate_llm.sh                      # then see runs/ablate_llm/report.md and report.png
-#   PAIRS=40 TRAIN_SEEDS=0 bash examples/ablate_llm.sh     # a smoke run
+#   PAIRS=40 TRAIN_SEEDS=0 BATCH=16 EPOCHS=1 bash examples/ablate_llm.sh    # a smoke run (BATCH <= PAIRS)
 # Settings: PAIRS (5000), TRAIN_SEEDS ("0 1 2"), LLMS ("template smollm2-135m gemma3-270m"), GEN_BATCH (32,
 # llama.cpp batched decoding), and those of common.sh (RUNS, BASE, EPOCHS, BATCH, ...).
 source "$(dirname "$0")/common.sh"
