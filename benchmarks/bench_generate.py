@@ -1,14 +1,20 @@
-"""Benchmark `pcclip generate`: tokens/s per backend, the cost of re-running a finished run, concurrent vs
-sequential OpenAI-backend throughput against a local llama.cpp server, and the memory of streaming pairs.
+"""Benchmark `pcclip generate`: batched vs one-at-a-time decoding, concurrent vs sequential OpenAI-backend
+throughput, tokens/s per backend, the cost of re-running a finished run, and the memory of streaming pairs.
 
-    .venv/bin/python benchmarks/bench_generate.py                 # about 5-10 minutes on 2 cores
-    .venv/bin/python benchmarks/bench_generate.py --items 4 --skip-transformers
+    .venv/bin/python benchmarks/bench_generate.py --sections batched,openai     # the throughput goals
+    .venv/bin/python benchmarks/bench_generate.py                                 # everything
 
 Everything runs on one shapes world (built in a temporary directory) with the shapes few-shot prompt, greedy
-decoding and the same pairs for every backend, so the numbers are side by side. The OpenAI comparison alternates
-sequential and concurrent rounds so that load from other processes hits both alike; it reports the ratio.
-The memory case streams every ordered pair of 1,000 captions (999,000 prompts rendered) in a fresh process and
-compares its peak RSS with a process that only reads the captions, and with one that materialises the list.
+decoding and the same pairs, so the numbers are side by side.
+- batched: smollm2-135m and gemma3-270m (llama.cpp), the same prompts one at a time (`--batch-size 1`) and
+  batched (`--batch-size B`), 40 new tokens; pairs/s, tokens/s, the ratio, and how many texts are identical.
+- openai: the openai backend at concurrency 1 and 8 against a local server on 127.0.0.1 that serves requests
+  concurrently the way vLLM does: requests that arrive together are decoded together (llama.cpp batched
+  decoding of SmolLM2 in one process; `BatchingServer` below). llama-cpp-python's own server decodes one
+  request at a time, so no client concurrency could speed it up. Sequential and concurrent rounds alternate so
+  that load from other processes hits both alike.
+- rss: every ordered pair of 1,000 captions (999,000 prompts rendered) streamed in a fresh process, peak RSS
+  against a process that only reads the captions, and one that materialises the list.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -74,25 +80,87 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(tmp: Path):
-    from pcclip_cli.llm.registry import smollm2_path
+class BatchingServer:
+    """An OpenAI-compatible /v1/completions server on 127.0.0.1 that decodes concurrent requests together.
 
-    port = free_port()
-    log = open(tmp / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path()), "--host",
-                             "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--verbose", "False"],
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/models", timeout=2):
-                return proc, url
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                raise SystemExit(f"llama.cpp server did not start; see {tmp / 'server.log'}") from None
-            time.sleep(0.3)
+    Handler threads queue their request; one decoder thread takes what is queued (waiting `window_s` for more
+    once the first arrives, up to `max_batch`) and completes it as one batch with the library's llama.cpp
+    backend, so a single request runs the one-at-a-time path and eight concurrent ones run batched.
+    """
+
+    def __init__(self, llm: str, max_batch: int = 8, window_s: float = 0.01, threads: int | None = None):
+        import queue
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from pcclip_cli.llm import get_llm
+
+        self.llm = get_llm(llm, n_threads=threads)
+        self.max_batch, self.window_s = max_batch, window_s
+        self.queue: queue.Queue = queue.Queue()
+        self.batches: list[int] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _send(self, body: dict):
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                self._send({"object": "list", "data": [{"id": "smollm2", "object": "model"}]})
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                done = threading.Event()
+                slot: dict = {}
+                server.queue.put((body, slot, done))
+                done.wait()
+                comp = slot["completion"]
+                self._send({"id": "cmpl-bench", "object": "text_completion", "created": int(time.time()),
+                            "model": body.get("model", ""), "choices": [{"index": 0, "text": comp.text,
+                            "logprobs": None, "finish_reason": comp.finish}],
+                            "usage": {"prompt_tokens": 0, "completion_tokens": comp.tokens,
+                                      "total_tokens": comp.tokens}})
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.threads = [threading.Thread(target=self.httpd.serve_forever, daemon=True),
+                        threading.Thread(target=self._decode_loop, daemon=True)]
+        for t in self.threads:
+            t.start()
+
+    def _decode_loop(self):
+        import queue
+
+        from pcclip_cli.llm import Params, Request
+
+        while True:
+            items = [self.queue.get()]
+            deadline = time.perf_counter() + self.window_s
+            while len(items) < self.max_batch:
+                try:
+                    items.append(self.queue.get(timeout=max(0.0, deadline - time.perf_counter())))
+                except queue.Empty:
+                    break
+            body = items[0][0]
+            params = Params(max_tokens=int(body.get("max_tokens", 16)), temperature=float(body.get("temperature",
+                            0.0)), stop=tuple(body.get("stop") or ()), seed=int(body.get("seed") or 0))
+            reqs = [Request(str(k), b["prompt"]) for k, (b, _, _) in enumerate(items)]
+            self.batches.append(len(reqs))
+            for (_, slot, done), comp in zip(items, self.llm.complete(reqs, params), strict=True):
+                slot["completion"] = comp
+                done.set()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.llm.close()
 
 
 def openai_ratio(url: str, reqs, max_tokens: int, concurrency: int, rounds: int) -> dict:
@@ -100,20 +168,41 @@ def openai_ratio(url: str, reqs, max_tokens: int, concurrency: int, rounds: int)
 
     params = Params(max_tokens=max_tokens)
     times = {1: [], concurrency: []}
-    tokens = {}
+    texts = {}
     for _ in range(rounds):
         for c in (1, concurrency):
-            llm = get_llm("openai:smollm2", base_url=url, concurrency=c, extra_body={"repeat_penalty": 1.0})
+            llm = get_llm("openai:smollm2", base_url=url, concurrency=c)
             t0 = time.perf_counter()
-            for _ in llm.stream(reqs, params):
-                pass
+            texts[c] = {r.key: comp.text for r, comp in llm.stream(reqs, params)}
             times[c].append(time.perf_counter() - t0)
-            tokens[c] = llm.stats.tokens
     seq, conc = sum(times[1]), sum(times[concurrency])
     return {"items": len(reqs), "rounds": rounds, "concurrency": concurrency,
             "sequential_items_per_s": round(rounds * len(reqs) / seq, 2),
             "concurrent_items_per_s": round(rounds * len(reqs) / conc, 2),
-            "ratio_concurrent_over_sequential": round(seq / conc, 2), "same_tokens": tokens[1] == tokens[concurrency]}
+            "ratio_concurrent_over_sequential": round(seq / conc, 2),
+            "identical_texts": sum(texts[1][k] == texts[concurrency][k] for k in texts[1])}
+
+
+def batched_vs_single(name: str, reqs, max_tokens: int, batch_size: int, threads: int | None) -> dict:
+    """The same prompts one at a time and in batches, on one loaded model, timed back to back."""
+    from pcclip_cli.llm import Params, get_llm
+
+    llm = get_llm(name, n_threads=threads)
+    params = Params(max_tokens=max_tokens)
+    row: dict = {"llm": name, "items": len(reqs), "batch_size": batch_size, "max_tokens": max_tokens}
+    texts = {}
+    for label, bs in (("one", 1), ("batched", batch_size)):
+        tokens0 = llm.stats.tokens
+        t0 = time.perf_counter()
+        texts[label] = [c.text for _, c in llm.stream(reqs, params, batch_size=bs)]
+        wall = time.perf_counter() - t0
+        tokens = llm.stats.tokens - tokens0
+        row[label] = {"wall_s": round(wall, 2), "pairs_per_s": round(len(reqs) / wall, 3),
+                      "tokens": tokens, "tokens_per_s": round(tokens / wall, 1)}
+    llm.close()
+    row["ratio"] = round(row["batched"]["pairs_per_s"] / row["one"]["pairs_per_s"], 2)
+    row["identical_texts"] = sum(a == b for a, b in zip(texts["one"], texts["batched"], strict=True))
+    return row
 
 
 _RSS_CODE = r"""
@@ -152,14 +241,17 @@ def streaming_rss(tmp: Path, images: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--items", type=int, default=8, help="pairs per backend for tokens/s")
+    ap.add_argument("--items", type=int, default=32, help="pairs per measurement")
     ap.add_argument("--max-tokens", type=int, default=40)
-    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--batch-size", type=int, default=32, help="batched decoding: items per batch")
+    ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: all cores)")
+    ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=2, help="alternating sequential/concurrent rounds")
+    ap.add_argument("--llms", default="smollm2-135m,gemma3-270m", help="models for the batched section")
     ap.add_argument("--skip-transformers", action="store_true", help="skip the ~30 s GGUF dequantisation")
     ap.add_argument("--rss-images", type=int, default=1000)
-    ap.add_argument("--sections", default="tokens,threads,openai,rerun,rss",
-                    help="comma-separated subset of tokens,threads,openai,rerun,rss")
+    ap.add_argument("--sections", default="batched,openai,tokens,rerun,rss",
+                    help="comma-separated subset of batched,openai,tokens,rerun,rss")
     args = ap.parse_args()
     sections = set(args.sections.split(","))
 
@@ -170,48 +262,58 @@ def main() -> None:
         tmp = Path(d)
         os.environ.setdefault("PCCLIP_HOME", str(tmp / "home"))
         world = tmp / "world"
-        build_world(world, WorldConfig(images=40, seed=0))
+        build_world(world, WorldConfig(images=80, seed=0))
         reqs = requests_for(world, args.items)
 
+        if "batched" in sections:
+            results["batched"] = [batched_vs_single(name, reqs, args.max_tokens, args.batch_size, args.threads)
+                                  for name in args.llms.split(",")]
+        if "openai" in sections:
+            server = BatchingServer("smollm2-135m", max_batch=args.concurrency, threads=args.threads)
+            try:
+                results["openai_concurrency"] = openai_ratio(server.url, reqs[: 2 * args.concurrency],
+                                                             args.max_tokens, args.concurrency, args.rounds)
+                results["openai_concurrency"]["server_batch_sizes"] = dict(
+                    sorted(Counter(server.batches).items()))
+            finally:
+                server.close()
         if "rss" in sections:
             results["streaming_rss"] = streaming_rss(tmp, args.rss_images)
         if "tokens" in sections:
-            rows = [tokens_per_s("template", reqs, args.max_tokens),
-                    tokens_per_s("smollm2-135m", reqs, args.max_tokens),
-                    tokens_per_s("gemma3-270m", reqs, args.max_tokens)]
+            few = reqs[:8]
+            rows = [tokens_per_s("template", few, args.max_tokens),
+                    tokens_per_s("smollm2-135m", few, args.max_tokens),
+                    tokens_per_s("gemma3-270m", few, args.max_tokens)]
             if not args.skip_transformers:
-                rows.append(tokens_per_s("smollm2-135m-hf", reqs[:4], args.max_tokens, device="cpu"))
+                rows.append(tokens_per_s("smollm2-135m-hf", few[:4], args.max_tokens, device="cpu"))
             results["tokens_per_s"] = rows
-        if "threads" in sections:
-            # llama.cpp's threads wait for each other at every layer; on a busy machine fewer can be faster.
-            results["threads"] = [{**tokens_per_s("smollm2-135m", reqs, args.max_tokens, n_threads=t), "threads": t}
-                                  for t in (1, os.cpu_count() or 1)]
-        if "openai" in sections:
-            proc, url = start_server(tmp)
-            try:
-                results.setdefault("tokens_per_s", []).append(
-                    tokens_per_s("openai:smollm2", reqs, args.max_tokens, base_url=url, concurrency=1,
-                                 extra_body={"repeat_penalty": 1.0}))
-                results["openai_concurrency"] = openai_ratio(url, reqs, args.max_tokens, args.concurrency,
-                                                             args.rounds)
-            finally:
-                proc.terminate()
-                proc.wait(timeout=30)
         if "rerun" in sections:
             results["rerun"] = [rerun_cost(world, tmp, "template", 1000, args.max_tokens),
-                                rerun_cost(world, tmp, "smollm2-135m", args.items, args.max_tokens)]
+                                rerun_cost(world, tmp, "smollm2-135m", 8, args.max_tokens)]
     results["load_avg_end"] = os.getloadavg()[0]
+    report(results, args)
+    print(json.dumps(results))
 
-    print(f"{'llm':18} {'backend':12} {'items':>5} {'tokens':>6} {'load s':>7} {'tok/s':>7} {'items/s':>7}")
-    for r in results.get("tokens_per_s", []) + results.get("threads", []):
-        name = r["llm"] + (f" ({r['threads']} thr)" if "threads" in r else "")
-        print(f"{name:18} {r['backend']:12} {r['items']:>5} {r['tokens']:>6} {r['load_s']:>7} "
-              f"{r['tokens_per_s']:>7} {r['items_per_s']:>7}")
+
+def report(results: dict, args) -> None:
+    if results.get("batched"):
+        print(f"{'llm':14} {'items':>5} {'batch':>5} {'one pairs/s':>11} {'batched pairs/s':>15} {'one tok/s':>9} "
+              f"{'batched tok/s':>13} {'ratio':>6} {'identical':>9}")
+        for r in results["batched"]:
+            print(f"{r['llm']:14} {r['items']:>5} {r['batch_size']:>5} {r['one']['pairs_per_s']:>11} "
+                  f"{r['batched']['pairs_per_s']:>15} {r['one']['tokens_per_s']:>9} "
+                  f"{r['batched']['tokens_per_s']:>13} {r['ratio']:>5}x {r['identical_texts']:>5}/{r['items']}")
     if "openai_concurrency" in results:
         oc = results["openai_concurrency"]
-        print(f"openai backend vs local llama.cpp server: sequential {oc['sequential_items_per_s']} items/s, "
-              f"concurrency {oc['concurrency']} {oc['concurrent_items_per_s']} items/s, "
-              f"ratio {oc['ratio_concurrent_over_sequential']}x")
+        print(f"openai backend vs a local batching server (SmolLM2): sequential {oc['sequential_items_per_s']} "
+              f"items/s, concurrency {oc['concurrency']} {oc['concurrent_items_per_s']} items/s, ratio "
+              f"{oc['ratio_concurrent_over_sequential']}x; identical texts {oc['identical_texts']}/{oc['items']}; "
+              f"server batch sizes {oc['server_batch_sizes']}")
+    if results.get("tokens_per_s"):
+        print(f"{'llm':18} {'backend':12} {'items':>5} {'tokens':>6} {'load s':>7} {'tok/s':>7} {'items/s':>7}")
+        for r in results["tokens_per_s"]:
+            print(f"{r['llm']:18} {r['backend']:12} {r['items']:>5} {r['tokens']:>6} {r['load_s']:>7} "
+                  f"{r['tokens_per_s']:>7} {r['items_per_s']:>7}")
     for r in results.get("rerun", []):
         print(f"re-run of a finished {r['llm']} run ({r['pairs']} pairs): {r['rerun_s']} s and "
               f"{r['rerun_llm_calls']} LLM calls, vs {r['first_s']} s and {r['first_llm_calls']} calls the first "
@@ -222,7 +324,6 @@ def main() -> None:
               f"{rss['stream']['peak_rss_mb']:.0f} MB in {rss['stream']['seconds']} s (reading captions only: "
               f"{rss['baseline']['peak_rss_mb']:.0f} MB; materialised list: {rss['list']['peak_rss_mb']:.0f} MB)")
     print(f"load average {results['load_avg_start']:.1f} -> {results['load_avg_end']:.1f} on {results['cpus']} cpus")
-    print(json.dumps(results))
 
 
 if __name__ == "__main__":

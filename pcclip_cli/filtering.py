@@ -32,6 +32,11 @@ class Check(str, enum.Enum):
     repetition = "repetition"
     non_ascii = "non_ascii"
     min_chars = "min_chars"
+    grounded = "grounded"  # names an attribute neither caption names (grounding.py)
+    swap = "swap"  # says of one image what only the other's caption says
+
+
+_RECORD_CHECKS = (Check.grounded, Check.swap)
 
 
 @dataclass
@@ -51,6 +56,8 @@ class Rule:
     max_repeats: int = 3  # repetition
     min_unique_ratio: float = 0.3  # repetition, for texts of 24+ words
     min: int = 60  # min_chars
+    vocabulary: str | None = None  # grounded, swap: attribute words (default: prompts/vocabulary.toml)
+    kinds: list[str] = field(default_factory=lambda: ["colour", "size", "shape"])  # grounded
 
     def __post_init__(self):
         self.action = Action(self.action)
@@ -78,6 +85,15 @@ class Rule:
             raise PcclipError(f"{where}: max_fraction and min_unique_ratio must be in [0, 1]")
         if self.ngram < 1 or self.max_repeats < 1 or self.min < 0:
             raise PcclipError(f"{where}: ngram and max_repeats must be >= 1, min >= 0")
+        if self.check in _RECORD_CHECKS:
+            from .statements import KINDS, load_vocabulary
+
+            self._vocab = load_vocabulary(self.vocabulary)
+            bad = [k for k in self.kinds if k not in KINDS]
+            if bad or not self.kinds:
+                raise PcclipError(f"{where}: kinds must name some of {', '.join(KINDS)} (got {self.kinds})")
+            if self.on == "raw":
+                raise PcclipError(f"{where}: a {self.check.value} check judges the cleaned text; remove on = \"raw\"")
         flags = re.IGNORECASE if self.ignore_case else 0
         if self.regex is not None:
             try:
@@ -93,7 +109,15 @@ class Rule:
             self._pattern = None
 
     # -- matching -------------------------------------------------------------------------------------------
-    def matches(self, text: str) -> bool:
+    def matches(self, text: str, record: dict | None = None) -> bool:
+        if self.check in _RECORD_CHECKS:
+            from .grounding import swapped, ungrounded
+
+            if record is None:
+                return False
+            if self.check is Check.swap:
+                return swapped(text, record, self._vocab)
+            return ungrounded(text, record, self._vocab, tuple(self.kinds))
         if self.check is Check.non_ascii:
             return bool(text) and sum(ord(c) > 127 for c in text) / len(text) > self.max_fraction
         if self.check is Check.min_chars:
@@ -158,14 +182,15 @@ class RuleSet:
                 break
         return text, changed
 
-    def judge(self, raw: str) -> tuple[str | None, str | None, list[str]]:
-        """(clean text or None if dropped, the rule that dropped it, the rules that changed it)."""
+    def judge(self, raw: str, record: dict | None = None) -> tuple[str | None, str | None, list[str]]:
+        """(clean text or None if dropped, the rule that dropped it, the rules that changed it); `record` gives
+        the grounded checks the captions to compare with."""
         for rule in self.rules:
             if rule.action is Action.drop and rule.on == "raw" and rule.matches(raw):
                 return None, rule.name, []
         text, changed = self.clean(raw)
         for rule in self.rules:
-            if rule.action is Action.drop and rule.on == "clean" and rule.matches(text):
+            if rule.action is Action.drop and rule.on == "clean" and rule.matches(text, record):
                 return None, rule.name, changed
         return text, None, changed
 
@@ -191,6 +216,9 @@ def load_rules(path: str | Path | None = None, *, min_chars: int | None = None) 
             table["replacement"] = table.pop("with")
         if "replacement" in tables[k - 1]:
             raise DataError(f"{path}: rule {table['name']!r}: write `with`, not `replacement`")
+        if isinstance(table.get("vocabulary"), str):
+            # Relative to the rules file, so a rules file and its vocabulary travel together.
+            table["vocabulary"] = str((path.parent / table["vocabulary"]).expanduser())
         try:
             rule = from_dict(Rule, table, source=f"{path}: rule {table['name']!r}")
         except (ValueError, TypeError) as exc:
@@ -318,7 +346,7 @@ def filter_records(records: Iterable[tuple[int, dict]], ruleset: RuleSet, source
         if not isinstance(text, str):
             raise DataError(f"{source}:{lineno}: record has no \"text\" string; is this a comparatives file?")
         total += 1
-        clean, dropped_by, changed = ruleset.judge(text)
+        clean, dropped_by, changed = ruleset.judge(text, rec)
         for name in changed:
             counts[name]["changed"] += 1
         if dropped_by is not None:

@@ -409,6 +409,13 @@ def prepare(cfg: GenerateConfig) -> Job:
 
     prompt = load_prompt(cfg.prompt or DEFAULT_PROMPT[cfg.kind.value], cfg.kind.value)
     params, recorded = _params(cfg.max_tokens, cfg.temperature, prompt.stop, cfg.seed)
+    grammar = cfg.backend_options.get("grammar")
+    if grammar:
+        # A grammar decides the texts, so runs appending to one file must share it.
+        path = Path(grammar).expanduser()
+        if not path.is_file():
+            raise DataError(f"grammar file not found: {path}")
+        recorded["grammar_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
     if cfg.kind is Kind.pairs:
         plan = _pairs_plan(cfg, prompt)
     elif cfg.kind is Kind.classes:

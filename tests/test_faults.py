@@ -151,7 +151,7 @@ def test_template_generate_survives_20_kills(world, tmp_path):
     assert set(out.read_bytes().splitlines()) == set(ref_lines)
 
 
-def _smollm2_generate(world, tmp_path, pairs: int, kills: int, seed: int):
+def _smollm2_generate(world, tmp_path, pairs: int, kills: int, seed: int, batch_size: int = 1):
     from pcclip_cli.generation import GenerateConfig, generate
 
     captions = world / "captions.jsonl"
@@ -160,7 +160,8 @@ def _smollm2_generate(world, tmp_path, pairs: int, kills: int, seed: int):
     planned = {r["key"] for r in read_records(plan)}
     out = tmp_path / "smol.jsonl"
     cmd = pcclip_cmd("generate", "--llm", "smollm2-135m", "--captions", captions, "--out", out, "--pairs", pairs,
-                     "--seed", 3, "--prompt", "shapes", "--max-tokens", 8, "--threads", 1, "--json")
+                     "--seed", 3, "--prompt", "shapes", "--max-tokens", 8, "--threads", 1, "--batch-size",
+                     batch_size, "--json")
     rng = random.Random(seed)
     stats = generate_with_kills(cmd, out, kills, rng, measure=line_count, final=pairs,
                                 max_delay_s=1.0)
@@ -169,18 +170,30 @@ def _smollm2_generate(world, tmp_path, pairs: int, kills: int, seed: int):
     recs = assert_one_record_per_item(out, planned)
     assert all(r["llm"] == "smollm2-135m" and r["backend"] == "llamacpp" and isinstance(r["text"], str)
                for r in recs)
-    return stats
+    return stats, recs
+
+
+def test_batched_smollm2_generate_survives_kills(world, tmp_path):
+    """Batches of 4 are written record by record: a kill may land between two records of one batch. The resumed
+    run regenerates exactly the missing items, in new batches, and greedy decoding gives them the same texts."""
+    stats, recs = _smollm2_generate(world, tmp_path, pairs=16, kills=3, seed=SEED + 2, batch_size=4)
+    assert stats["landed"] >= 2, (stats, SEED + 2)
+    ref = tmp_path / "uninterrupted.jsonl"
+    finish(pcclip_cmd("generate", "--llm", "smollm2-135m", "--captions", world / "captions.jsonl", "--out", ref,
+                      "--pairs", 16, "--seed", 3, "--prompt", "shapes", "--max-tokens", 8, "--threads", 1,
+                      "--batch-size", 16, "--json"))
+    assert {r["key"]: r["text"] for r in recs} == {r["key"]: r["text"] for r in read_records(ref)}
 
 
 def test_smollm2_generate_survives_kills(world, tmp_path):
     # 16 pairs: enough work that the line-count kills land however fast the machine is.
-    stats = _smollm2_generate(world, tmp_path, pairs=16, kills=3, seed=SEED)
+    stats, _ = _smollm2_generate(world, tmp_path, pairs=16, kills=3, seed=SEED)
     assert stats["landed"] >= 2, (stats, SEED)
 
 
 @pytest.mark.slow
 def test_smollm2_generate_survives_20_kills(world, tmp_path):
-    stats = _smollm2_generate(world, tmp_path, pairs=30, kills=20, seed=SEED + 1)
+    stats, _ = _smollm2_generate(world, tmp_path, pairs=30, kills=20, seed=SEED + 1, batch_size=4)
     assert stats["landed"] >= 15 and stats["mid_run"] >= 8, (stats, SEED + 1)
 
 

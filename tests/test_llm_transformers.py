@@ -79,3 +79,26 @@ def test_transformers_reads_the_smollm2_gguf():
     assert all(t.strip() for t in got)
     # Same tokens in (checked: the GGUF tokenizer matches llama.cpp's), close but not always the same text out.
     assert any(a == b for a, b in zip(got, ref, strict=True))
+
+
+def test_the_shared_prompt_prefix_is_read_once_and_changes_no_token(tiny_llama, one_torch_thread):
+    reqs = shapes_requests(3)
+    params = Params(max_tokens=6)
+    plain = get_llm(f"transformers:{tiny_llama}", device="cpu", prefix_cache=False)
+    expected = [c.text for _, c in plain.stream(reqs, params, batch_size=1)]
+    llm = get_llm(f"transformers:{tiny_llama}", device="cpu")
+    seen = []
+    hook = llm.model.register_forward_pre_hook(lambda _, args, kw: seen.append(kw["input_ids"].shape),
+                                               with_kwargs=True)
+    try:
+        first = [c.text for _, c in llm.stream(reqs, params, batch_size=3)]
+        again = [c.text for _, c in llm.stream(reqs[:2], params, batch_size=2)]
+    finally:
+        hook.remove()
+    assert first == expected and again == expected[:2]
+    shared = len(llm._prefix[0])
+    assert shared > 100  # the few-shot demonstrations
+    # One forward pass reads the prefix (batch of one); generation never feeds a row of prefix length again,
+    # and the second batch, sharing the same prefix, does not read it a second time.
+    assert [s for s in seen if s[0] == 1 and s[1] >= shared] == [(1, shared)]
+    assert all(s[1] < shared for s in seen if s[0] > 1)

@@ -32,7 +32,8 @@ def command(
         help="Prompt name (coco, cub, shapes, classes, descriptions, ...) or a .toml/.txt path.")] = None,
     max_tokens: Annotated[int, typer.Option(help="Keep at most this many generated tokens (paper: 80).")] = 80,
     temperature: Annotated[float, typer.Option(help="0 is greedy decoding.")] = 0.0,
-    batch_size: Annotated[int, typer.Option(help="Prompts per forward pass (transformers).")] = 8,
+    batch_size: Annotated[int, typer.Option(
+        help="Items decoded together (llamacpp, transformers); their shared prompt prefix is read once.")] = 8,
     shard: Annotated[str, typer.Option(help="I/N: generate only shard I (from 0) of N.")] = "0/1",
     n: Annotated[int, typer.Option("--n", help="Descriptions per class (--kind descriptions).")] = 1,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server, e.g. http://host:8000/v1.")] = None,
@@ -40,6 +41,8 @@ def command(
     retries: Annotated[int | None, typer.Option(help="Retries per request on 429/5xx/timeouts (openai; 5).")] = None,
     timeout: Annotated[float | None, typer.Option(help="Seconds per request (openai; default 60).")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads (llamacpp; default all cores).")] = None,
+    grammar: Annotated[Path | None, typer.Option(
+        help="GBNF grammar every completion must follow (llamacpp), e.g. pcclip_cli/prompts/shapes.gbnf.")] = None,
     json_out: JsonOption = False,
 ):
     """Generate comparatives with an LLM; a killed run started again resumes without duplicates."""
@@ -59,6 +62,10 @@ def command(
         if backend != "llamacpp":
             raise PcclipError(f"--threads applies to the llamacpp backend only; {llm} uses {backend}")
         given["n_threads"] = threads
+    if grammar is not None:
+        if backend != "llamacpp":
+            raise PcclipError(f"--grammar applies to the llamacpp backend only; {llm} uses {backend}")
+        given["grammar"] = str(grammar)
     if kind is KindChoice.descriptions and n > 1 and temperature == 0:
         warn("--n > 1 at --temperature 0 repeats the same greedy description; set --temperature 0.7 or so")
     cfg = GenerateConfig(llm=llm, out=out, kind=kind.value, captions=captions, classes=classes, pairs=pairs,

@@ -117,6 +117,7 @@ def root(
 COMMANDS: dict[str, str] = {
     "generate": "generate",
     "filter": "filter",
+    "audit": "audit",
     "train": "train",
     "rank": "rank",
     "classify": "classify",

@@ -23,6 +23,7 @@ class TransformersOptions:
     device: str | None = None  # cpu | cuda | auto; default: PCCLIP_DEVICE
     dtype: str | None = None  # bfloat16 | float16 | float32; default: bfloat16 on GPU, float32 on CPU
     chat: bool = False  # wrap the prompt in the model's chat template (the paper completes the raw prompt)
+    prefix_cache: bool = True  # read the prompt prefix a batch shares once and reuse its KV cache for every row
 
     def __post_init__(self):
         if self.device not in (None, "cpu", "cuda", "auto"):
@@ -104,6 +105,7 @@ class TransformersLLM(LLM):
         self.options = from_dict(TransformersOptions, opts, source="transformers backend options")
         self.device = _resolve_device(self.options.device)
         self.tokenizer, self.model = _load(target, self.device, self.options.dtype)
+        self._prefix = None  # (token ids, KV cache) of the last shared prompt prefix
 
     def _prompt(self, text: str) -> str:
         if not self.options.chat:
@@ -111,12 +113,47 @@ class TransformersLLM(LLM):
         return self.tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
                                                   add_generation_prompt=True)
 
+    def _prefix_cache(self, ids: list[int]):
+        """The KV cache of `ids` (batch of one), computed once per distinct prefix and kept for the next batch."""
+        import torch
+
+        if self._prefix is not None and self._prefix[0] == ids:
+            return self._prefix[1]
+        with torch.inference_mode():
+            out = self.model(input_ids=torch.tensor([ids], device=self.model.device), use_cache=True)
+        self._prefix = (ids, out.past_key_values)
+        return out.past_key_values
+
+    def _inputs(self, prompts: list[str]) -> dict:
+        """Token ids for `generate`: the prefix all prompts share (at least 2 tokens) comes from a cached KV and
+        is not read again; each row is [prefix][padding][own tokens], the padding masked out."""
+        import copy
+
+        import torch
+
+        tok, model = self.tokenizer, self.model
+        ids = [tok(p)["input_ids"] for p in prompts]
+        n = min(len(x) for x in ids)
+        shared = 0
+        while shared < n - 1 and all(x[shared] == ids[0][shared] for x in ids):
+            shared += 1
+        if len(ids) < 2 or shared < 2 or not self.options.prefix_cache:
+            batch = tok(prompts, return_tensors="pt", padding=True)
+            return {k: v.to(model.device) for k, v in batch.items()}
+        width = max(len(x) for x in ids)
+        pad = tok.pad_token_id
+        rows = [x[:shared] + [pad] * (width - len(x)) + x[shared:] for x in ids]
+        mask = [[1] * shared + [0] * (width - len(x)) + [1] * (len(x) - shared) for x in ids]
+        cache = copy.deepcopy(self._prefix_cache(ids[0][:shared]))
+        cache.batch_repeat_interleave(len(ids))
+        return {"input_ids": torch.tensor(rows, device=model.device),
+                "attention_mask": torch.tensor(mask, device=model.device), "past_key_values": cache}
+
     def complete(self, requests: list[Request], params: Params) -> list[Completion]:
         import torch
 
         tok, model = self.tokenizer, self.model
-        batch = tok([self._prompt(r.prompt) for r in requests], return_tensors="pt", padding=True)
-        batch = {k: v.to(model.device) for k, v in batch.items()}
+        batch = self._inputs([self._prompt(r.prompt) for r in requests])
         gen = {"max_new_tokens": params.max_tokens, "pad_token_id": tok.pad_token_id,
                "stop_strings": list(params.stop), "tokenizer": tok}
         if params.temperature > 0:

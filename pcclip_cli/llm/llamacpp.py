@@ -1,4 +1,8 @@
-"""The `llamacpp` backend: GGUF models through llama-cpp-python, as plain completions of the few-shot prompt."""
+"""The `llamacpp` backend: GGUF models through llama-cpp-python, as plain completions of the few-shot prompt.
+
+One item at a time (`--batch-size 1`) goes through `Llama.create_completion`; larger batches decode together
+through the low-level batch API (llamacpp_batch.py), which gives the same greedy tokens.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from .base import LLM, Completion, Params, Request, cut_at_stop, item_seed
 
 GGUF_MAGIC = b"GGUF"
 _CACHE: dict[tuple, object] = {}
+_DECODERS: list = []  # batch decoders hold contexts over cached models: freed before the models at exit
 _LOCK = threading.Lock()
 
 
@@ -23,6 +28,7 @@ class LlamaCppOptions:
     n_ctx: int = 2048  # the COCO prompt is about 330 tokens; room for long captions and 80 new tokens
     n_threads: int | None = None  # default: all cores
     repeat_penalty: float = 1.0  # llama.cpp's completion default; the server's default is 1.1
+    grammar: str | None = None  # a GBNF file: every completion must match its `root` rule
 
     def __post_init__(self):
         if not 128 <= self.n_ctx <= 131072:
@@ -65,10 +71,69 @@ def _captured_stderr():
 
 def _close_all() -> None:
     # Closed before interpreter teardown: Llama.__del__ during teardown prints a TypeError traceback.
+    for decoder in _DECODERS:
+        with contextlib.suppress(Exception):
+            decoder.close()
+    _DECODERS.clear()
     for model in _CACHE.values():
         with contextlib.suppress(Exception):
             model.close()
     _CACHE.clear()
+
+
+def check_grammar(path: str | Path, llama) -> str:
+    """The text of a GBNF grammar file that llama.cpp parses (with a `root` rule), or a DataError."""
+    import llama_cpp as lc
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"grammar file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"grammar file {path} is not UTF-8 text") from None
+    with _captured_stderr() as captured:
+        sampler = lc.llama_sampler_init_grammar(llama._model.vocab, text.encode("utf-8"), b"root")
+        said = [] if sampler else [ln.strip() for ln in captured().splitlines()
+                                   if "parse" in ln or "error" in ln.lower()]
+    if not sampler:
+        detail = f" ({said[0][:200]})" if said else ""
+        raise DataError(f"grammar file {path} does not parse as GBNF{detail}; it needs a `root ::= ...` rule, "
+                        "see llama.cpp's grammars/README.md")
+    lc.llama_sampler_free(sampler)
+    return text
+
+
+def _cpu_has_amx() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            return " amx_tile" in fh.read(200_000)
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _no_extra_buffers():
+    """Load weights into plain CPU buffers on AMX machines: llama.cpp's AMX matmul, picked through the "extra
+    buffer types", crashes with SIGSEGV on some Sapphire Rapids hosts (llama.cpp issue 20824, unfixed; this
+    machine is one). PCCLIP_LLAMA_EXTRA_BUFFERS=1 keeps them. Elsewhere the default (repacked weights) is kept."""
+    from llama_cpp import llama_cpp  # the ctypes module that Llama.__init__ calls
+
+    if not _cpu_has_amx() or os.environ.get("PCCLIP_LLAMA_EXTRA_BUFFERS") == "1":
+        yield
+        return
+    original = llama_cpp.llama_model_default_params
+
+    def params():
+        p = original()
+        p.use_extra_bufts = False
+        return p
+
+    llama_cpp.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        llama_cpp.llama_model_default_params = original
 
 
 def _load(path: Path, opts: LlamaCppOptions):
@@ -79,10 +144,13 @@ def _load(path: Path, opts: LlamaCppOptions):
 
             if not _CACHE:
                 atexit.register(_close_all)
-            with _captured_stderr() as captured:
+            with _captured_stderr() as captured, _no_extra_buffers():
                 try:
-                    _CACHE[key] = Llama(model_path=str(path), n_ctx=opts.n_ctx,
-                                        n_threads=opts.n_threads or os.cpu_count() or 1, verbose=False)
+                    threads = opts.n_threads or os.cpu_count() or 1
+                    # Prompts and batches run on n_threads_batch, which llama-cpp-python would otherwise set to
+                    # every core whatever --threads says.
+                    _CACHE[key] = Llama(model_path=str(path), n_ctx=opts.n_ctx, n_threads=threads,
+                                        n_threads_batch=threads, verbose=False)
                 except (ValueError, RuntimeError) as exc:
                     lines = [ln for ln in captured().splitlines() if ln.strip()]
                     detail = f"; llama.cpp said: {lines[-1][:200]}" if lines else ""
@@ -93,6 +161,7 @@ def _load(path: Path, opts: LlamaCppOptions):
 
 class LlamaCppLLM(LLM):
     backend = "llamacpp"
+    batched = True
 
     def __init__(self, name: str, target: str, **opts):
         super().__init__(name, target)
@@ -101,15 +170,54 @@ class LlamaCppLLM(LLM):
         self.options = from_dict(LlamaCppOptions, opts, source="llamacpp backend options")
         self.path = check_gguf(target)
         self.model = _load(self.path, self.options)
+        self._decoder = None
+        self.grammar = check_grammar(self.options.grammar, self.model) if self.options.grammar else None
 
     def complete(self, requests: list[Request], params: Params) -> list[Completion]:
+        if len(requests) > 1:
+            return self._complete_batched(requests, params)
+        return self._complete_one_by_one(requests, params)
+
+    def _complete_batched(self, requests: list[Request], params: Params) -> list[Completion]:
+        from .llamacpp_batch import BatchDecoder, prompt_tokens
+
+        prompts = [prompt_tokens(self.model, r.prompt) for r in requests]
+        longest = max(len(p) for p in prompts) + params.max_tokens
+        if longest > self.options.n_ctx:
+            raise PcclipError(f"a prompt of {longest - params.max_tokens} tokens plus --max-tokens "
+                              f"{params.max_tokens} exceeds the context of {self.options.n_ctx} tokens (n_ctx)")
+        if self._decoder is None:
+            self._decoder = BatchDecoder(self.model)
+            _DECODERS.append(self._decoder)
+        with _LOCK:
+            decoded = self._decoder.run(prompts, max_tokens=params.max_tokens, temperature=params.temperature,
+                                        seeds=[item_seed(params.seed, r.key) for r in requests],
+                                        stop=params.stop, repeat_penalty=self.options.repeat_penalty,
+                                        grammar=(self.grammar, "root") if self.grammar else None)
+        out = []
+        for d in decoded:
+            text, cut = cut_at_stop(d.text.decode("utf-8", errors="ignore"), params.stop)
+            out.append(Completion(text, len(d.tokens), "stop" if cut or d.finish == "stop" else "length"))
+        return out
+
+    def close(self) -> None:
+        if self._decoder is not None:
+            self._decoder.close()
+            if self._decoder in _DECODERS:
+                _DECODERS.remove(self._decoder)
+            self._decoder = None
+
+    def _complete_one_by_one(self, requests: list[Request], params: Params) -> list[Completion]:
+        from llama_cpp import LlamaGrammar
+
+        grammar = LlamaGrammar.from_string(self.grammar, verbose=False) if self.grammar else None
         out = []
         for req in requests:
             # llama-cpp-python reuses the KV cache of the longest common prefix with the previous prompt, so the
             # shared few-shot demonstrations are read once, not once per item.
             res = self.model.create_completion(
                 req.prompt, max_tokens=params.max_tokens, temperature=params.temperature, stop=list(params.stop),
-                seed=item_seed(params.seed, req.key), repeat_penalty=self.options.repeat_penalty)
+                seed=item_seed(params.seed, req.key), repeat_penalty=self.options.repeat_penalty, grammar=grammar)
             choice = res["choices"][0]
             text, cut = cut_at_stop(choice["text"], params.stop)
             finish = "stop" if cut or choice.get("finish_reason") == "stop" else "length"
