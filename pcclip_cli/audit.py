@@ -159,14 +159,16 @@ def read_attributes(captions: str | Path) -> dict[str, dict]:
 
 def audit_file(comparatives: str | Path, captions: str | Path, vocabulary: str | Path | None = None) -> dict:
     """`pcclip audit`: score every record of a comparatives file against the captions' known attributes."""
-    from .io import read_jsonl
+    from .comparatives import RecordKind, read_comparatives
 
     comparatives = Path(comparatives)
     if not comparatives.exists():
         raise DataError(f"comparatives file not found: {comparatives}")
     vocab = load_vocabulary(vocabulary)
     attributes = read_attributes(captions)
-    rep = audit_records(read_jsonl(comparatives, what="comparatives file"), attributes, vocab, str(comparatives))
+    records = ((c.line, c.record) for c in read_comparatives(comparatives, kinds=(RecordKind.pairs,),
+                                                             other_kinds="error"))
+    rep = audit_records(records, attributes, vocab, str(comparatives))
     if rep.records == 0:
         raise DataError(f"comparatives file {comparatives} holds no records")
     return {"input": str(comparatives), "captions": str(captions), "vocabulary": vocab.source, **rep.as_dict()}

@@ -39,13 +39,17 @@ class Comparative:
 
 
 def read_comparatives(path: str | os.PathLike, *, kinds: tuple[RecordKind, ...] | None = None,
-                      other_kinds: str = "skip", what: str = "comparatives file") -> Iterator[Comparative]:
+                      other_kinds: str = "skip", what: str = "comparatives file",
+                      require_key: str | None = None) -> Iterator[Comparative]:
     """Yield the file's records, checked: a known kind; `first` (and `second` except for descriptions) non-empty
     strings; `text` a string. A record of a kind outside `kinds` is skipped (`other_kinds="skip"`) or an error
-    (`"error"`). A malformed record is an error naming the file and line."""
+    (`"error"`). A malformed record is an error naming the file and line. `require_key` names the action to
+    suggest when a line lacks the `key` that `generate` writes (so another JSONL is not mistaken for one)."""
     path = Path(path)
     for lineno, rec in read_jsonl(path, what=what):
         where = f"{path}:{lineno}"
+        if require_key is not None and "key" not in rec:
+            raise DataError(f"{where}: not a comparatives record (no \"key\"); {require_key}")
         raw_kind = rec.get("kind", RecordKind.pairs.value)
         try:
             kind = RecordKind(raw_kind)

@@ -361,7 +361,8 @@ def filter_records(records: Iterable[tuple[int, dict]], ruleset: RuleSet, source
 
 def filter_file(input_path: str | Path, out: str | Path, cfg: FilterConfig | None = None, progress=None) -> dict:
     """`pcclip filter`: read comparatives, apply rules (and the semantic stage), write the kept ones atomically."""
-    from .io import read_jsonl, write_jsonl_atomic
+    from .comparatives import read_comparatives
+    from .io import write_jsonl_atomic
 
     cfg = cfg or FilterConfig()
     input_path, out = Path(input_path), Path(out)
@@ -372,7 +373,8 @@ def filter_file(input_path: str | Path, out: str | Path, cfg: FilterConfig | Non
     if out.is_dir():
         raise DataError(f"--out {out} is a directory; give a .jsonl file path")
     ruleset = load_rules(cfg.rules, min_chars=cfg.min_chars)
-    kept, report = filter_records(read_jsonl(input_path, what="comparatives file"), ruleset, str(input_path))
+    records = ((c.line, c.record) for c in read_comparatives(input_path))
+    kept, report = filter_records(records, ruleset, str(input_path))
     rows = [{"rule": r.name, "action": r.action.value, **report["rules"][r.name]} for r in ruleset.rules]
     if cfg.semantic:
         kept, sem = semantic_filter(kept, cfg.semantic_options, progress)

@@ -268,14 +268,13 @@ def _describe_mismatch(old: dict, new: dict) -> str:
 
 def read_done(path: Path, settings: dict) -> dict[int, int]:
     """Keys already in `path` (as digests -> digest of their inputs), refusing records made with other settings."""
-    from .io import read_jsonl
+    from .comparatives import read_comparatives
 
     done: dict[int, int] = {}
     if not path.exists():
         return done
-    for lineno, rec in read_jsonl(path, what="output file"):
-        if "key" not in rec:
-            raise DataError(f"{path}:{lineno}: not a comparatives record (no \"key\"); choose another --out")
+    for comp in read_comparatives(path, what="output file", require_key="choose another --out"):
+        lineno, rec = comp.line, comp.record
         if _settings(rec) != settings:
             raise PcclipError(f"{path} already holds records made with different settings ({lineno}: "
                               f"{_describe_mismatch(_settings(rec), settings)}); pass another --out or delete it "
@@ -438,10 +437,11 @@ def generate(cfg: GenerateConfig, progress=None) -> dict:
 
 
 def _records_for(out: Path, keys: list[str]) -> list[dict]:
-    from .io import read_jsonl
+    from .comparatives import read_comparatives
 
     wanted = set(keys)
-    found = {rec["key"]: rec for _, rec in read_jsonl(out, what="output file") if rec.get("key") in wanted}
+    found = {c.record["key"]: c.record for c in read_comparatives(out, what="output file")
+             if c.record.get("key") in wanted}
     return [found[k] for k in keys if k in found]
 
 

@@ -105,7 +105,7 @@ def test_killed_smollm2_run_resumes_without_duplicates(world, tmp_path):
     short.write_text("Q: How does an image of {first_caption} differ from one of {second_caption}?\nA:")
     args = [sys.executable, "-m", "pcclip_cli.cli.main", "generate", "--llm", "smollm2-135m", "--captions",
             str(world / "captions.jsonl"), "--out", str(out), "--pairs", "4", "--prompt", str(short),
-            "--max-tokens", "8", "--threads", "1", "--json"]
+            "--max-tokens", "8", "--threads", "1", "--batch-size", "1", "--json"]  # one record at a time
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
