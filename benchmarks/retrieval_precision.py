@@ -109,7 +109,7 @@ def main():
 
     from pcclip_cli.shapes import WorldConfig, build_world, default_world_dir
 
-    world = args.world
+    world = args.world.resolve() if args.world else None
     if world is None:
         world = default_world_dir()
         build_world(world, WorldConfig())
