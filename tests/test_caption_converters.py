@@ -36,8 +36,8 @@ def test_coco_one_record_per_image_with_all_its_captions(cli, coco, tmp_path):
         assert rec["image"].endswith(f"/train2017/{int(rec['id']):012d}.jpg") and not rec["image"].startswith("/")
     # The file reads as captions and as a manifest, with paths that resolve to the release's images.
     read = read_captions(out)
-    assert [r.image for r in read] == [(coco["images"] / f"{i:012d}.jpg").resolve() for i in coco["ids"]]
-    assert all(r.image.is_file() for r in read)
+    assert [r.path for r in read] == [(coco["images"] / f"{i:012d}.jpg").resolve() for i in coco["ids"]]
+    assert all(r.path.is_file() for r in read)
 
 
 def test_coco_caption_choice_and_seeded_sample(cli, coco, tmp_path):
