@@ -40,6 +40,14 @@ class Scope(str, enum.Enum):
     both = "both"
 
 
+class Precision(str, enum.Enum):
+    """The step's arithmetic (`--precision`): auto is bf16 autocast on CUDA and fp32 on the CPU."""
+
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
 class OptimizerKind(str, enum.Enum):
     adam = "adam"
     adamw = "adamw"
@@ -107,13 +115,18 @@ class TrainConfig:
                                  path=True)
     eval_template: str = _opt("a photo of a {label}", "Zero-shot prompt for --eval-task manifests.")
     log_every: int = _opt(10, "Steps between metrics.jsonl step records.")
-    amp: bool = _opt(False, "bf16 autocast (CUDA only; the CPU path stays fp32).")
+    precision: Precision = _opt(Precision.auto, "auto (bf16 autocast on CUDA, fp32 on CPU), fp32, or bf16 "
+                                                "(CUDA only; a CPU run stays fp32).")
+    amp: bool = _opt(False, "The same as --precision bf16 (kept for older scripts).")
+    trim_text: bool = _opt(True, "Run the text tower on each batch cut to its longest text (exact: only for "
+                                 "causal towers pooling at end-of-text, or padding-masked encoders).")
     compile: bool = _opt(False, "torch.compile the step (CUDA only).")
 
     def __post_init__(self):
         self.objective, self.loss = Objective(self.objective), LossKind(self.loss)
         self.scope, self.init = Scope(self.scope), Init(self.init)
         self.optimizer, self.schedule = OptimizerKind(self.optimizer), ScheduleKind(self.schedule)
+        self.precision = Precision(self.precision)
         self.rank_weights = [float(w) for w in self.rank_weights]
         for f in fields(self):
             value = getattr(self, f.name)
@@ -143,6 +156,7 @@ class TrainConfig:
             (self.objective == Objective.pc or not self.comparatives,
              "comparatives are read by objective pc only; drop them for objective caption"),
             ("{label}" in self.eval_template, "eval_template must contain {label}"),
+            (not self.amp or self.precision != Precision.fp32, "amp (bf16) contradicts precision fp32; drop one"),
         ]
         for ok, message in checks:
             if not ok:
@@ -152,6 +166,13 @@ class TrainConfig:
     @property
     def resolved_lr(self) -> float:
         return self.lr if self.lr is not None else PAPER_LR[self.objective.value]
+
+    def resolved_precision(self, cuda: bool) -> Precision:
+        """fp32 or bf16: what the step runs in on this device (bf16 is CUDA only)."""
+        wanted = Precision.bf16 if self.amp else self.precision
+        if wanted == Precision.auto:
+            return Precision.bf16 if cuda else Precision.fp32
+        return wanted if cuda else Precision.fp32
 
     @property
     def learnable_scale(self) -> bool:

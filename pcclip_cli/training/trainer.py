@@ -30,7 +30,8 @@ from ..errors import CheckpointError, PcclipError
 from ..io import write_json_atomic, write_text_atomic
 from ..loaded_clip import LoadedClip, image_tower_digest
 from ..model_spec import create_random_model
-from .config import Init, Objective, OptimizerKind, ScheduleKind, Scope, TrainConfig, config_to_toml
+from ..text_trim import needed_lengths, trim_kind, trimmed_length
+from .config import Init, Objective, OptimizerKind, Precision, ScheduleKind, Scope, TrainConfig, config_to_toml
 from .distributed import Dist, gather_rows
 from .losses import LossConfig, combined_loss
 from .run_dir import (
@@ -113,8 +114,11 @@ class Trainer:
         cfg, clip = self.cfg, self.clip
         self.device = clip.device
         self.cuda = self.device.startswith("cuda")
-        if (cfg.amp or cfg.compile) and not self.cuda:
-            self.warn("--amp/--compile apply on CUDA only; this CPU run stays fp32 and uncompiled")
+        bf16_asked = cfg.amp or cfg.precision == Precision.bf16
+        if (bf16_asked or cfg.compile) and not self.cuda:
+            self.warn("bf16 (--precision bf16 / --amp) and --compile apply on CUDA only; this CPU run stays fp32 "
+                      "and uncompiled")
+        self.precision = cfg.resolved_precision(self.cuda)
         if cfg.init == Init.random:
             self._random_init(clip)
             clip.fingerprint = f"{clip.arch}:random{cfg.seed}"
@@ -177,6 +181,10 @@ class Trainer:
         self.first = self.first.to(self.device)
         self.second = self.second.to(self.device) if self.second is not None else None
         self.tokens = clip.tokenizer(data.texts).to(self.device)
+        # Exact context trimming: each example's needed length, kept on the CPU so a step's context is known
+        # without a device sync. None: the text tower is not trimmed (not exact for it, or --no-trim-text).
+        self.text_lengths = (needed_lengths(clip.model, self.tokens).cpu()
+                             if cfg.trim_text and trim_kind(clip.model) is not None else None)
         self.image_emb = self.pixels = self.text_emb = None
         if self.image_frozen:
             # The paper's efficiency trick: the image tower never runs in the loop. Rank 0 fills the shared
@@ -282,10 +290,10 @@ class Trainer:
     def _step(self, rows, loss_cfg: LossConfig, global_step: int, epoch: int, step_in_epoch: int):
         import torch
 
-        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.cfg.amp and self.cuda
+        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.precision == Precision.bf16
                     else contextlib.nullcontext())
         with autocast:
-            x, y, scale = self.runner(rows.to(self.device))
+            x, y, scale = self.runner(rows.to(self.device), self.text_context(rows))
             ws = self.dist.world_size
             x, y = gather_rows(x.float(), self.dist), gather_rows(y.float(), self.dist)
             if scale is not None and ws > 1:
@@ -307,6 +315,13 @@ class Trainer:
             with torch.no_grad():
                 self.model.logit_scale.clamp_(0, math.log(100))
         return value, {k: round(float(v.detach()), 6) for k, v in parts.items()}
+
+    def text_context(self, rows) -> int | None:
+        """How many token positions this step's texts need (None: the full context). Rounded up to 8 on CUDA
+        so tensor cores and torch.compile see few distinct shapes."""
+        if self.text_lengths is None or self.text_frozen:
+            return None
+        return trimmed_length(self.text_lengths[rows.cpu()], self.tokens.shape[1], 8 if self.cuda else 1)
 
     # ---- files ------------------------------------------------------------------------------------------------
     def _log(self, fh, record: dict):
@@ -412,9 +427,11 @@ class Trainer:
 
 
 def make_step_module(trainer: Trainer):
-    """The per-step forward as an nn.Module, so DDP can own it: rows -> (image side X, text side Y, logit
-    scale or None). The class is defined here because torch is imported lazily."""
+    """The per-step forward as an nn.Module, so DDP can own it: (rows, text context) -> (image side X, text
+    side Y, logit scale or None). The class is defined here because torch is imported lazily."""
     import torch
+
+    from ..text_trim import encode_text
 
     class StepModule(torch.nn.Module):
         def __init__(self, tr: Trainer):
@@ -422,7 +439,7 @@ def make_step_module(trainer: Trainer):
             self.model = tr.model
             self.tr = (tr,)  # a tuple keeps the trainer out of the module tree
 
-        def forward(self, rows):
+        def forward(self, rows, context: int | None = None):
             tr = self.tr[0]
             model = self.model
             first = tr.first[rows]
@@ -442,7 +459,8 @@ def make_step_module(trainer: Trainer):
             if tr.text_frozen:
                 y = tr.text_emb[rows]
             else:
-                y = model.encode_text(tr.tokens[rows])
+                y = (encode_text(model, tr.tokens[rows], context=context) if context
+                     else model.encode_text(tr.tokens[rows]))
             scale = model.logit_scale.exp() if tr.cfg.learnable_scale else None
             return x, y, scale
 
