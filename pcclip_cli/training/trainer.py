@@ -31,7 +31,16 @@ from ..io import write_json_atomic, write_text_atomic
 from ..loaded_clip import LoadedClip, image_tower_digest
 from ..model_spec import create_random_model
 from ..text_trim import needed_lengths, trim_kind, trimmed_length
-from .config import Init, Objective, OptimizerKind, Precision, ScheduleKind, Scope, TrainConfig, config_to_toml
+from .config import (
+    Init,
+    Objective,
+    OptimizerKind,
+    Precision,
+    ScheduleKind,
+    Scope,
+    TrainConfig,
+    config_to_toml,
+)
 from .distributed import Dist, gather_rows
 from .losses import LossConfig, combined_loss
 from .run_dir import (
