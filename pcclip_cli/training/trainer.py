@@ -42,7 +42,7 @@ from .config import (
     config_to_toml,
 )
 from .distributed import Dist, gather_rows
-from .losses import LossConfig, combined_loss
+from .losses import LossConfig, combined_loss, loss_shares
 from .run_dir import (
     CHECKPOINTS_DIR,
     CONFIG_JSON,
@@ -260,24 +260,31 @@ class Trainer:
         t_start = time.perf_counter()
         try:
             for epoch in range(start_epoch, cfg.epochs):
-                t_epoch, losses, seen = time.perf_counter(), [], 0
+                t_epoch, losses, seen, shares = time.perf_counter(), [], 0, []
+                ramp = loss_cfg.ramp(epoch + 1, cfg.epochs)
                 for step_in_epoch, batch in enumerate(self.batches(epoch)):
                     factor = lr_factor(cfg, epoch, global_step, total_steps)
                     for group in self.optimizer.param_groups:
                         group["lr"] = cfg.resolved_lr * factor
-                    loss, parts = self._step(self.local_rows(batch), loss_cfg, global_step, epoch, step_in_epoch)
+                    loss, parts = self._step(self.local_rows(batch), loss_cfg, global_step, epoch, step_in_epoch,
+                                             ramp)
                     global_step += 1
                     losses.append(loss)
+                    shares.append(loss_shares(parts, loss_cfg, ramp))
                     seen += len(batch)
                     rate = seen / max(time.perf_counter() - t_epoch, 1e-9)
                     self.progress(global_step, total_steps, stage="train", epoch=epoch + 1, loss=loss, ex_s=rate)
                     if metrics_fh and global_step % cfg.log_every == 0:
                         self._log(metrics_fh, {"event": "step", "epoch": epoch + 1, "step": global_step, "loss": loss,
                                                "lr": cfg.resolved_lr * factor, "parts": parts,
+                                               "shares": shares[-1], "rank_ramp": ramp,
                                                "examples_per_s": round(rate, 2)})
                 last = {"epoch": epoch + 1, "loss": sum(losses) / len(losses), "steps": global_step,
                         "seconds": round(time.perf_counter() - t_epoch, 3),
-                        "examples_per_s": round(seen / max(time.perf_counter() - t_epoch, 1e-9), 2)}
+                        "examples_per_s": round(seen / max(time.perf_counter() - t_epoch, 1e-9), 2),
+                        # Each loss term's mean share of the total over the epoch: swamping shows here.
+                        "shares": {k: round(sum(s[k] for s in shares) / len(shares), 6) for k in shares[0]},
+                        "rank_ramp": ramp}
                 if self.eval is not None:
                     last["eval"] = self.eval.score(self.model, self.clip.tokenizer, self.device, self.image_frozen)
                 if metrics_fh:
@@ -296,7 +303,8 @@ class Trainer:
         return TrainResult(str(self.out), last, cfg.epochs, global_step, self.n, round(seconds, 3),
                            str(resumed_from) if resumed_from else None, dist_info.world_size)
 
-    def _step(self, rows, loss_cfg: LossConfig, global_step: int, epoch: int, step_in_epoch: int):
+    def _step(self, rows, loss_cfg: LossConfig, global_step: int, epoch: int, step_in_epoch: int,
+              ramp: float = 1.0):
         import torch
 
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.precision == Precision.bf16
@@ -309,7 +317,7 @@ class Trainer:
                 # Every rank computes the whole batch's loss; only 1/ws of the scale's gradient flows per rank,
                 # so after the loss is scaled by ws and DDP averages, the gradient is the single-process one.
                 scale = scale / ws + scale.detach() * (1 - 1 / ws)
-            loss, parts = combined_loss(x, y, loss_cfg, scale)
+            loss, parts = combined_loss(x, y, loss_cfg, scale, ramp)
         value = float(loss.detach())
         if not math.isfinite(value):
             raise TrainingError(f"the loss became {value} at step {global_step + 1} (epoch {epoch + 1}, batch "
