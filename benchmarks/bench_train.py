@@ -8,6 +8,8 @@
   reference-style step     the step written the way the reference code writes it: decode and preprocess both
                            images of every pair, run the (frozen) image tower on them, normalise, difference, then
                            the text step (full context)
+  whole token table        the pcclip step training the whole token-embedding table instead of only the rows
+                           the texts use (exact either way: training/vocab.py), trimmed and not
   fp32 step (CUDA only)    the pcclip step in fp32 when the run's precision is bf16, trimmed and not
 
 Prints medians over the timed steps, the ratios pcclip/bare (overhead), untrimmed/trimmed (speed-up of exact
@@ -137,9 +139,16 @@ def main() -> None:
     ref_params = Trainer(ref_cfg, load_clip(cfg.model, args.device, fresh=True)).prepare()
     ref_params.model.train()
     ref_params.model.visual.eval()
+    # The same step training the whole token-embedding table (what pcclip did before compact rows).
+    whole = Trainer(TrainConfig(**{**cfg.__dict__, "out": str(tmp / "run3")}),
+                    load_clip(cfg.model, args.device, fresh=True), compact_vocab=False).prepare()
+    whole.model.train()
+    whole.model.visual.eval()
     fns = {"bare text tower (fwd+bwd)": bare(True), "  same, full context": bare(False),
            "pcclip text-scope step": pcclip(True), "  same, full context (--no-trim-text)": pcclip(False),
-           "  same, --reference-params": pcclip(True, tr=ref_params)}
+           "  same, --reference-params": pcclip(True, tr=ref_params),
+           "  same, whole token table": pcclip(True, tr=whole),
+           "  same, whole table, full context": pcclip(False, tr=whole)}
     if cuda and precision == Precision.bf16:
         fns["pcclip step, fp32"] = pcclip(True, Precision.fp32)
         fns["  same, fp32, full context"] = pcclip(False, Precision.fp32)
@@ -190,6 +199,9 @@ def main() -> None:
           f"(pcclip step), {results['  same, full context'] / b:.2f}x (bare text tower)")
     if "reference-style step" in results:
         print(f"speed-up  reference / pcclip         = {results['reference-style step'] / ours:.2f}x")
+    print(f"rows      whole token table / compact  = {results['  same, whole token table'] / ours:.2f}x")
+    print(f"before    whole table, full / pcclip   = {results['  same, whole table, full context'] / ours:.2f}x "
+          "(the step as it was before trimming and compact rows)")
     print(f"pairs/s   pcclip step                  = {args.batch / ours:,.0f}")
     if "pcclip step, fp32" in results:
         print(f"precision fp32 / {precision.value} (pcclip step)     = {results['pcclip step, fp32'] / ours:.2f}x")

@@ -137,11 +137,12 @@ def _causal_forward(tokens, length: int, *, embedding, positional, transformer, 
 
 
 def encode_text(model, tokens, *, trim: bool = True, context: int | None = None, multiple: int = 1,
-                normalize: bool = False):
+                normalize: bool = False, embedding=None):
     """`model.encode_text(tokens)`, run on the batch cut to the context it needs when that is exact.
 
     `context` (from `trimmed_length` over lengths kept on the CPU) saves measuring the batch, and with it a
-    device sync on CUDA; it must be at least the batch's longest needed length."""
+    device sync on CUDA; it must be at least the batch's longest needed length. `embedding` replaces the token
+    embedding lookup (causal towers only; the trainer's compact vocabulary)."""
     import torch.nn.functional as F
 
     kind = trim_kind(model) if trim else None
@@ -153,7 +154,7 @@ def encode_text(model, tokens, *, trim: bool = True, context: int | None = None,
     else:
         tt = _text_transformer(model)
         src = tt if tt is not None else model
-        x = _causal_forward(tokens, length, embedding=src.token_embedding, positional=src.positional_embedding,
+        x = _causal_forward(tokens, length, embedding=embedding or src.token_embedding, positional=src.positional_embedding,
                             transformer=src.transformer, mask=src.attn_mask, ln_final=src.ln_final,
                             pool=tt.pool_type if tt is not None else model.text_pool_type,
                             eos_id=tt.eos_id if tt is not None else getattr(model, "text_eos_id", None),

@@ -143,3 +143,33 @@ def test_precision_defaults_and_the_amp_alias(world, tmp_path):
 
     with pytest.raises(PcclipError, match="contradicts"):
         TrainConfig(**base, amp=True, precision="fp32")
+
+
+@pytest.mark.parametrize("scope", ["text", "both"])
+def test_compact_vocabulary_trains_the_same_weights(world, tmp_path, scope):
+    """Training only the token rows the texts use gives the weights that training the whole table gives."""
+    from pcclip_cli.models import load_clip
+
+    results = []
+    for compact in (True, False):
+        cfg = TrainConfig(model="pcclip-micro", objective="caption", captions=str(world / "captions.jsonl"),
+                          out=str(tmp_path / f"run-{compact}"), lr=1e-2, epochs=2, batch_size=20, scope=scope,
+                          grad_clip=1.0, rank_weights=[0.5, 0.5])
+        trainer = Trainer(cfg, load_clip(cfg.model, "cpu", fresh=True), compact_vocab=compact)
+        trainer.fit()
+        assert (trainer.vocab is not None) == compact
+        results.append({k: v.detach().clone() for k, v in trainer.model.state_dict().items()})
+    with_rows, whole = results
+    init = load_clip("pcclip-micro", "cpu", fresh=True).model.state_dict()
+    moved = ~torch.isclose(whole["token_embedding.weight"], init["token_embedding.weight"], atol=0, rtol=0).all(1)
+    assert 0 < int(moved.sum()) < 200  # only the rows of the texts' tokens ever move
+    for name, value in whole.items():
+        torch.testing.assert_close(with_rows[name], value, atol=2e-6, rtol=1e-5, msg=name)
+
+
+def test_weight_decay_keeps_the_whole_table(world, tmp_path):
+    from pcclip_cli.models import load_clip
+
+    cfg = TrainConfig(model="pcclip-micro", objective="caption", captions=str(world / "captions.jsonl"),
+                      out=str(tmp_path / "run"), epochs=1, batch_size=20, optimizer="adamw", weight_decay=0.1)
+    assert Trainer(cfg, load_clip(cfg.model, "cpu", fresh=True)).prepare().vocab is None

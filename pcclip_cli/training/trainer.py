@@ -56,6 +56,7 @@ from .run_dir import (
 )
 from .sanity import SanityEval, encode_texts, preprocess_all
 from .towers import check_towers_separable, select_trainable
+from .vocab import compact_vocab_for
 
 
 def check_out_dir(out: str | Path | None, resume: bool) -> Path:
@@ -108,8 +109,9 @@ class Trainer:
     the run's records and for resume checks; the trainer never loads a model by name."""
 
     def __init__(self, cfg: TrainConfig, clip: LoadedClip, *, dist: Dist | None = None, resume: bool = False,
-                 progress=None, warn=None):
+                 progress=None, warn=None, compact_vocab: bool = True):
         self.cfg, self.resume, self.clip = cfg, resume, clip
+        self.compact_vocab = compact_vocab  # False only to measure what it saves (benchmarks/bench_train.py)
         self.out = check_out_dir(cfg.out, resume)
         self.dist = dist or Dist()
         self.progress = progress or (lambda *a, **k: None)
@@ -142,7 +144,15 @@ class Trainer:
         self.image_frozen = cfg.scope == Scope.text
         self.text_frozen = cfg.scope == Scope.image
         self._load_data()
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        table = None
+        self.vocab = None
+        if self.compact_vocab and not self.text_frozen:
+            self.vocab = compact_vocab_for(self.model, self.trainable, cfg.weight_decay, self.tokens)
+            table = self.vocab.table if self.vocab else None
+        # The compact rows take the table's place in the parameter order, so optimizer state indices keep theirs.
+        params = [self.vocab.rows if p is table else p for p in self.model.parameters() if p.requires_grad
+                  or p is table]
+        self.params = params
         opt_cls = torch.optim.AdamW if cfg.optimizer == OptimizerKind.adamw else torch.optim.Adam
         try:
             # The fused kernel is ~8x faster than the per-tensor loop on CPU, which matters: Adam updates the
@@ -325,9 +335,10 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         (loss * self.dist.world_size).backward()
         if self.cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad],
-                                           self.cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
         self.optimizer.step()
+        if self.vocab is not None:
+            self.vocab.push()
         if self.cfg.learnable_scale:
             with torch.no_grad():
                 self.model.logit_scale.clamp_(0, math.log(100))
@@ -416,6 +427,9 @@ class Trainer:
         state = load_state_dict_safely(ckpt)
         self.model.load_state_dict({k: v.to(self.device) for k, v in state.items()})
         train_state = load_training_state(ckpt, self.optimizer)
+        if self.vocab is not None:
+            self.vocab.pull()
+            self.vocab.adopt_state(self.optimizer)
         if train_state.get("world_size", 1) != self.dist.world_size:
             self.warn(f"resuming a run started on {train_state.get('world_size')} process(es) on "
                       f"{self.dist.world_size}; the result will differ slightly from an uninterrupted run")
@@ -455,6 +469,8 @@ def make_step_module(trainer: Trainer):
             super().__init__()
             self.model = tr.model
             self.tr = (tr,)  # a tuple keeps the trainer out of the module tree
+            if tr.vocab is not None:
+                self.vocab_rows = tr.vocab.rows  # registered, so DDP averages its gradient
 
         def forward(self, rows, context: int | None = None):
             tr = self.tr[0]
@@ -476,8 +492,11 @@ def make_step_module(trainer: Trainer):
             if tr.text_frozen:
                 y = tr.text_emb[rows]
             else:
-                y = (encode_text(model, tr.tokens[rows], context=context) if context
-                     else model.encode_text(tr.tokens[rows]))
+                tokens = tr.tokens[rows]
+                if tr.vocab is not None:
+                    y = encode_text(model, tokens, context=context or tokens.shape[1], embedding=tr.vocab.embed)
+                else:
+                    y = encode_text(model, tokens, context=context) if context else model.encode_text(tokens)
             scale = model.logit_scale.exp() if tr.cfg.learnable_scale else None
             return x, y, scale
 
