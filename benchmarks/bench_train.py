@@ -127,10 +127,13 @@ def main() -> None:
     def bare(trim: bool):
         context = trainer.text_context(rows) if trim else None
 
-        def step():
+        def step():  # the same trainable weights as the step (the compact token rows where it uses them)
             optimizer.zero_grad(set_to_none=True)
             with autocast(precision):
-                y = encode_text(model, tokens, context=context) if context else model.encode_text(tokens)
+                if trainer.vocab is not None:
+                    y = encode_text(model, tokens, context=context or tokens.shape[1], embedding=trainer.vocab.embed)
+                else:
+                    y = encode_text(model, tokens, context=context) if context else model.encode_text(tokens)
             y.float().sum().backward()
         return step
 
