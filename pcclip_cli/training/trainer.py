@@ -155,8 +155,8 @@ class Trainer:
         self.params = params
         opt_cls = torch.optim.AdamW if cfg.optimizer == OptimizerKind.adamw else torch.optim.Adam
         try:
-            # The fused kernel is ~8x faster than the per-tensor loop on CPU, which matters: Adam updates the
-            # whole token-embedding table every step.
+            # The fused kernel is ~8x faster than the per-tensor loop on CPU (it matters most when the whole
+            # token-embedding table is trained: with weight decay; otherwise only its used rows are, vocab.py).
             self.optimizer = opt_cls(params, lr=cfg.resolved_lr, weight_decay=cfg.weight_decay, fused=True)
         except (RuntimeError, TypeError, ValueError):
             self.optimizer = opt_cls(params, lr=cfg.resolved_lr, weight_decay=cfg.weight_decay)
