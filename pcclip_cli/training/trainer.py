@@ -321,13 +321,16 @@ class Trainer:
                     else contextlib.nullcontext())
         with autocast:
             x, y, scale = self.runner(rows.to(self.device), self.text_context(rows))
-            ws = self.dist.world_size
-            x, y = gather_rows(x.float(), self.dist), gather_rows(y.float(), self.dist)
-            if scale is not None and ws > 1:
+        ws = self.dist.world_size
+        # The loss runs in fp32, outside autocast: log-sum-exps over a batch of logits lose too much in bf16.
+        x, y = gather_rows(x.float(), self.dist), gather_rows(y.float(), self.dist)
+        if scale is not None:
+            scale = scale.float()
+            if ws > 1:
                 # Every rank computes the whole batch's loss; only 1/ws of the scale's gradient flows per rank,
                 # so after the loss is scaled by ws and DDP averages, the gradient is the single-process one.
                 scale = scale / ws + scale.detach() * (1 - 1 / ws)
-            loss, parts = combined_loss(x, y, loss_cfg, scale, ramp)
+        loss, parts = combined_loss(x, y, loss_cfg, scale, ramp)
         value = float(loss.detach())
         if not math.isfinite(value):
             raise TrainingError(f"the loss became {value} at step {global_step + 1} (epoch {epoch + 1}, batch "
