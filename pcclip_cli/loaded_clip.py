@@ -34,17 +34,20 @@ class LoadedClip:
         return int(self.model.text_projection.shape[1]) if hasattr(self.model, "text_projection") and \
             self.model.text_projection is not None else int(self.model.visual.output_dim)
 
-    def encode_texts(self, texts: list[str], batch_size: int = 256):
-        """L2-normalised text embeddings as a float32 numpy array (n, d)."""
+    def encode_texts(self, texts: list[str], batch_size: int = 256, trim: bool = True):
+        """L2-normalised text embeddings as a float32 numpy array (n, d). Each batch runs only as long as its
+        longest text where that is exact (`text_trim`); `trim=False` runs the full context."""
         import numpy as np
         import torch
+
+        from .text_trim import encode_text
 
         out = []
         self.model.eval()
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
                 tokens = self.tokenizer(list(texts[start : start + batch_size])).to(self.device)
-                emb = self.model.encode_text(tokens, normalize=True)
+                emb = encode_text(self.model, tokens, trim=trim, normalize=True)
                 out.append(emb.float().cpu().numpy())
         if not out:
             return np.zeros((0, self.embed_dim), dtype=np.float32)

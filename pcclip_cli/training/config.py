@@ -12,7 +12,7 @@ from pathlib import Path
 from ..config import from_dict, load_toml, to_dict
 from ..errors import CheckpointError, PcclipError
 from ..model_spec import absolute_spec
-from .losses import LossConfig, LossKind
+from .losses import LossConfig, LossKind, RankNormalise, RankRamp
 from .run_dir import CONFIG_JSON, saved_config
 
 PAPER_LR = {"pc": 1e-8, "caption": 1e-6}
@@ -40,6 +40,14 @@ class Scope(str, enum.Enum):
     both = "both"
 
 
+class Precision(str, enum.Enum):
+    """The step's arithmetic (`--precision`): auto is bf16 autocast on CUDA and fp32 on the CPU."""
+
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
 class OptimizerKind(str, enum.Enum):
     adam = "adam"
     adamw = "adamw"
@@ -53,7 +61,7 @@ class ScheduleKind(str, enum.Enum):
 
 # Keys that define what a run computes: `--resume` refuses to change them.
 IDENTITY_KEYS = ("model", "objective", "comparatives", "captions", "split", "max_pairs", "loss", "temperature",
-                 "rank_weights", "base_loss", "mse_raw_difference", "scope", "reference_params", "init",
+                 "rank_weights", "rank_normalise", "rank_ramp", "base_loss", "mse_raw_difference", "scope", "reference_params", "init",
                  "optimizer", "lr", "weight_decay", "schedule", "gamma", "warmup_steps", "batch_size",
                  "grad_clip", "seed")
 PATH_KEYS = ("out", "comparatives", "captions", "eval_task")
@@ -84,6 +92,11 @@ class TrainConfig:
                                            "learnable logit scale for caption.")
     rank_weights: list[float] = _opt(lambda: [0.0, 0.0], "RankCLIP lambdas L1,L2 (in-modal, cross-modal), "
                                                           "e.g. 1/16,1/16.")
+    rank_normalise: RankNormalise = _opt(RankNormalise.reference, "Scale of the ranking terms: reference (RankCLIP's "
+                                         "published code: ListMLE on logit-scaled similarities, / 32 / batch), "
+                                         "sum (raw cosines, list sums), mean (sum / list length).")
+    rank_ramp: RankRamp = _opt(RankRamp.auto, "RankCLIP's epoch ramp clamp(3(e-1)/(E-1), 0, 2) on the ranking "
+                                              "terms: auto (on with reference), on, off.")
     base_loss: bool = _opt(True, "Keep the base loss (RankCLIP's ablation drops it).")
     mse_raw_difference: bool = _opt(False, "MSE on the un-normalised difference, as the reference code does.")
     scope: Scope = _opt(Scope.text, "The tower(s) finetuned.")
@@ -107,13 +120,19 @@ class TrainConfig:
                                  path=True)
     eval_template: str = _opt("a photo of a {label}", "Zero-shot prompt for --eval-task manifests.")
     log_every: int = _opt(10, "Steps between metrics.jsonl step records.")
-    amp: bool = _opt(False, "bf16 autocast (CUDA only; the CPU path stays fp32).")
+    precision: Precision = _opt(Precision.auto, "auto (bf16 autocast on CUDA, fp32 on CPU), fp32, or bf16 "
+                                                "(CUDA only; a CPU run stays fp32).")
+    amp: bool = _opt(False, "The same as --precision bf16 (kept for older scripts).")
+    trim_text: bool = _opt(True, "Run the text tower on each batch cut to its longest text (exact: only for "
+                                 "causal towers pooling at end-of-text, or padding-masked encoders).")
     compile: bool = _opt(False, "torch.compile the step (CUDA only).")
 
     def __post_init__(self):
         self.objective, self.loss = Objective(self.objective), LossKind(self.loss)
         self.scope, self.init = Scope(self.scope), Init(self.init)
         self.optimizer, self.schedule = OptimizerKind(self.optimizer), ScheduleKind(self.schedule)
+        self.precision = Precision(self.precision)
+        self.rank_normalise, self.rank_ramp = RankNormalise(self.rank_normalise), RankRamp(self.rank_ramp)
         self.rank_weights = [float(w) for w in self.rank_weights]
         for f in fields(self):
             value = getattr(self, f.name)
@@ -143,6 +162,7 @@ class TrainConfig:
             (self.objective == Objective.pc or not self.comparatives,
              "comparatives are read by objective pc only; drop them for objective caption"),
             ("{label}" in self.eval_template, "eval_template must contain {label}"),
+            (not self.amp or self.precision != Precision.fp32, "amp (bf16) contradicts precision fp32; drop one"),
         ]
         for ok, message in checks:
             if not ok:
@@ -153,6 +173,13 @@ class TrainConfig:
     def resolved_lr(self) -> float:
         return self.lr if self.lr is not None else PAPER_LR[self.objective.value]
 
+    def resolved_precision(self, cuda: bool) -> Precision:
+        """fp32 or bf16: what the step runs in on this device (bf16 is CUDA only)."""
+        wanted = Precision.bf16 if self.amp else self.precision
+        if wanted == Precision.auto:
+            return Precision.bf16 if cuda else Precision.fp32
+        return wanted if cuda else Precision.fp32
+
     @property
     def learnable_scale(self) -> bool:
         return self.objective == Objective.caption and self.temperature is None
@@ -162,7 +189,8 @@ class TrainConfig:
         if temperature is None and self.objective == Objective.pc:
             temperature = 1.0
         return LossConfig(kind=self.loss, temperature=temperature, rank_weights=tuple(self.rank_weights),
-                          base_loss=self.base_loss, mse_raw_difference=self.mse_raw_difference)
+                          base_loss=self.base_loss, mse_raw_difference=self.mse_raw_difference,
+                          rank_normalise=self.rank_normalise, rank_ramp=self.rank_ramp)
 
 
 def _absolute(value: str | None, base: Path) -> str | None:
@@ -206,6 +234,8 @@ def resume_config(run_dir: str | Path, file_values: dict | None = None, override
     evaluation) taken from the file/flags. Changing what the run computes (model, data, loss...) is refused."""
     run_dir = Path(run_dir).resolve()
     saved = saved_config(run_dir)
+    if "rank_normalise" not in saved:  # a run from before the reference form: it summed, with no ramp
+        saved = {**saved, "rank_normalise": RankNormalise.sum.value, "rank_ramp": RankRamp.off.value}
     given = {**(file_values or {}), **{k: v for k, v in (overrides or {}).items() if v is not None}}
     asked = to_dict(resolve_config({**saved, **(file_values or {})}, overrides, source=str(run_dir / CONFIG_JSON)))
     for key in IDENTITY_KEYS:

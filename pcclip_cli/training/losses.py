@@ -4,9 +4,11 @@ Every loss takes a batch X of image-side vectors (image embeddings, or differenc
 Y of text embeddings f(T), row i of X paired with row i of Y. The logits step is separate from the reduction,
 as in open_clip's ClipLoss, so the benchmark and the tests can look at either.
 
-    total = w_base * base(X, Y) + lambda1 * in_modal(X, Y) + lambda2 * cross_modal(X, Y)
+    total = w_base * base(X, Y) + w(e) * (lambda1 * in_modal(X, Y) + lambda2 * cross_modal(X, Y))
 
-The lambdas multiply their terms (RankCLIP's published code used them only as on/off switches).
+The ranking terms are normalised as `RankNormalise` says (default: as RankCLIP's published code), and w(e) is
+that code's epoch ramp when enabled (else 1). The lambdas multiply their terms: the published code used them only
+as on/off switches, and with lambda2 = 0 its total loss was never assigned; here they are true weights.
 """
 
 from __future__ import annotations
@@ -24,6 +26,37 @@ class LossKind(str, enum.Enum):
     mse = "mse"
 
 
+class RankNormalise(str, enum.Enum):
+    """How a ranking term is scaled (`--rank-normalise`); docs/training.md gives the formulas.
+
+    reference: ListMLE on the logits (similarities times the logit scale), both directions summed, divided by
+               32 and by the batch size, as RankCLIP's published code.
+    sum:       ListMLE on raw cosines, each list's terms summed, the two directions averaged (pcclip before the
+               reference form; grows with the batch, and swamps the base loss at batch 256).
+    mean:      `sum` divided by the list length (a per-position average, O(1) whatever the batch)."""
+
+    reference = "reference"
+    sum = "sum"
+    mean = "mean"
+
+
+class RankRamp(str, enum.Enum):
+    """The epoch ramp w(e) = clamp(3(e-1)/(E-1), 0, 2) on the ranking terms (`--rank-ramp`): auto is on with
+    the reference normalisation and off with the others."""
+
+    auto = "auto"
+    on = "on"
+    off = "off"
+
+
+def rank_ramp_weight(epoch: int, epochs: int) -> float:
+    """RankCLIP's ramp for 1-based `epoch` of `epochs`: 0 in the first epoch, rising to 2 and held there. A
+    one-epoch run has no ramp (w = 1): the published formula divides by zero there."""
+    if epochs <= 1:
+        return 1.0
+    return min(2.0, max(0.0, 3.0 * (epoch - 1) / (epochs - 1)))
+
+
 @dataclass(frozen=True)
 class LossConfig:
     kind: LossKind = LossKind.contrastive
@@ -31,6 +64,8 @@ class LossConfig:
     rank_weights: tuple[float, float] = (0.0, 0.0)  # lambda1 (in-modal), lambda2 (cross-modal)
     base_loss: bool = True  # False: the "remove the base loss" ablation
     mse_raw_difference: bool = False  # True: the reference's MSE on the un-normalised difference
+    rank_normalise: RankNormalise = RankNormalise.reference
+    rank_ramp: RankRamp = RankRamp.auto
 
     def __post_init__(self):
         if self.temperature is not None and not self.temperature > 0:
@@ -43,6 +78,16 @@ class LossConfig:
     @property
     def uses_ranking(self) -> bool:
         return any(self.rank_weights)
+
+    @property
+    def ramp_on(self) -> bool:
+        if self.rank_ramp == RankRamp.auto:
+            return self.rank_normalise == RankNormalise.reference
+        return self.rank_ramp == RankRamp.on
+
+    def ramp(self, epoch: int, epochs: int) -> float:
+        """The ranking terms' weight in 1-based `epoch` of `epochs`."""
+        return rank_ramp_weight(epoch, epochs) if self.ramp_on else 1.0
 
 
 def normalise(x):
@@ -92,46 +137,63 @@ def _drop_diagonal(m):
     return m.flatten()[1:].view(n - 1, n + 1)[:, :-1].reshape(n, n - 1)
 
 
-def in_modal_rank_loss(x, y):
+def _rank_pair(a, b, norm: RankNormalise, scale):
+    """ListMLE of `a`'s rows under `b`'s order and back, normalised as `norm` says."""
+    if norm == RankNormalise.reference:
+        a, b = scale * a, scale * b
+        return (list_mle(a, b) + list_mle(b, a)) / (32 * a.shape[0])
+    both = (list_mle(a, b) + list_mle(b, a)) / 2
+    return both / a.shape[1] if norm == RankNormalise.mean else both
+
+
+def in_modal_rank_loss(x, y, norm: RankNormalise = RankNormalise.sum, scale=1.0):
     """Each row of X X^T should rank the batch like the same row of Y Y^T, and vice versa (self-pairs left out:
     they always rank first)."""
     xn, yn = normalise(x), normalise(y)
     if xn.shape[0] < 3:
         return (xn.sum() + yn.sum()) * 0.0
-    sx, sy = _drop_diagonal(xn @ xn.T), _drop_diagonal(yn @ yn.T)
-    return (list_mle(sx, sy) + list_mle(sy, sx)) / 2
+    return _rank_pair(_drop_diagonal(xn @ xn.T), _drop_diagonal(yn @ yn.T), norm, scale)
 
 
-def cross_modal_rank_loss(x, y):
+def cross_modal_rank_loss(x, y, norm: RankNormalise = RankNormalise.sum, scale=1.0):
     """Row i of X Y^T (image i against every text) should rank like row i of Y X^T (text i against every image)."""
     xn, yn = normalise(x), normalise(y)
     xy = xn @ yn.T
-    yx = xy.T
-    return (list_mle(xy, yx) + list_mle(yx, xy)) / 2
+    return _rank_pair(xy, xy.T, norm, scale)
 
 
-def combined_loss(x, y, cfg: LossConfig, scale=None) -> tuple:
-    """The training loss and its parts (floats, for logging). `scale` overrides 1/temperature (caption CLIP)."""
+def combined_loss(x, y, cfg: LossConfig, scale=None, ramp: float = 1.0) -> tuple:
+    """The training loss and its parts (tensors, unweighted). `scale` overrides 1/temperature (caption CLIP);
+    `ramp` multiplies the ranking terms (see LossConfig.ramp)."""
     import torch
 
     parts: dict = {}
     total = torch.zeros((), device=x.device, dtype=x.dtype)
+    if scale is None:
+        scale = 1.0 / (cfg.temperature if cfg.temperature is not None else 1.0)
     if cfg.base_loss:
         if cfg.kind == LossKind.mse:
             base = mse_loss(x, y, raw_difference=cfg.mse_raw_difference)
         else:
-            if scale is None:
-                scale = 1.0 / (cfg.temperature if cfg.temperature is not None else 1.0)
             base = contrastive_loss(x, y, scale)
         parts["base"] = base
         total = total + base
     lam1, lam2 = cfg.rank_weights
     if lam1:
-        term = in_modal_rank_loss(x, y)
+        term = in_modal_rank_loss(x, y, cfg.rank_normalise, scale)
         parts["in_modal"] = term
-        total = total + lam1 * term
+        total = total + ramp * lam1 * term
     if lam2:
-        term = cross_modal_rank_loss(x, y)
+        term = cross_modal_rank_loss(x, y, cfg.rank_normalise, scale)
         parts["cross_modal"] = term
-        total = total + lam2 * term
+        total = total + ramp * lam2 * term
     return total, parts
+
+
+def loss_shares(parts: dict, cfg: LossConfig, ramp: float = 1.0) -> dict:
+    """Each term's weighted contribution as a share of their sum (floats): a swamping term shows as a share
+    near 1. All zeros when every contribution is (e.g. the ramp's first epoch without the base loss)."""
+    weights = {"base": 1.0, "in_modal": ramp * cfg.rank_weights[0], "cross_modal": ramp * cfg.rank_weights[1]}
+    contrib = {k: abs(weights[k] * float(v)) for k, v in parts.items()}
+    total = sum(contrib.values())
+    return {k: round(c / total, 6) if total > 0 else 0.0 for k, c in contrib.items()}

@@ -34,10 +34,13 @@ def encode_pixels(model, pixels, device, batch: int = 256):
 def encode_texts(model, tokenizer, texts: list[str], device, batch: int = 256):
     import torch
 
+    from ..text_trim import encode_text
+
     out = []
     with torch.no_grad():
         for s in range(0, len(texts), batch):
-            out.append(model.encode_text(tokenizer(texts[s : s + batch]).to(device), normalize=True).float().cpu())
+            tokens = tokenizer(texts[s : s + batch]).to(device)
+            out.append(encode_text(model, tokens, normalize=True).float().cpu())
     return torch.cat(out)
 
 

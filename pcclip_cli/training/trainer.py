@@ -30,9 +30,19 @@ from ..errors import CheckpointError, PcclipError
 from ..io import write_json_atomic, write_text_atomic
 from ..loaded_clip import LoadedClip, image_tower_digest
 from ..model_spec import create_random_model
-from .config import Init, Objective, OptimizerKind, ScheduleKind, Scope, TrainConfig, config_to_toml
+from ..text_trim import needed_lengths, trim_kind, trimmed_length
+from .config import (
+    Init,
+    Objective,
+    OptimizerKind,
+    Precision,
+    ScheduleKind,
+    Scope,
+    TrainConfig,
+    config_to_toml,
+)
 from .distributed import Dist, gather_rows
-from .losses import LossConfig, combined_loss
+from .losses import LossConfig, combined_loss, loss_shares
 from .run_dir import (
     CHECKPOINTS_DIR,
     CONFIG_JSON,
@@ -46,6 +56,7 @@ from .run_dir import (
 )
 from .sanity import SanityEval, encode_texts, preprocess_all
 from .towers import check_towers_separable, select_trainable
+from .vocab import compact_vocab_for
 
 
 def check_out_dir(out: str | Path | None, resume: bool) -> Path:
@@ -98,8 +109,9 @@ class Trainer:
     the run's records and for resume checks; the trainer never loads a model by name."""
 
     def __init__(self, cfg: TrainConfig, clip: LoadedClip, *, dist: Dist | None = None, resume: bool = False,
-                 progress=None, warn=None):
+                 progress=None, warn=None, compact_vocab: bool = True):
         self.cfg, self.resume, self.clip = cfg, resume, clip
+        self.compact_vocab = compact_vocab  # False only to measure what it saves (benchmarks/bench_train.py)
         self.out = check_out_dir(cfg.out, resume)
         self.dist = dist or Dist()
         self.progress = progress or (lambda *a, **k: None)
@@ -113,8 +125,11 @@ class Trainer:
         cfg, clip = self.cfg, self.clip
         self.device = clip.device
         self.cuda = self.device.startswith("cuda")
-        if (cfg.amp or cfg.compile) and not self.cuda:
-            self.warn("--amp/--compile apply on CUDA only; this CPU run stays fp32 and uncompiled")
+        bf16_asked = cfg.amp or cfg.precision == Precision.bf16
+        if (bf16_asked or cfg.compile) and not self.cuda:
+            self.warn("bf16 (--precision bf16 / --amp) and --compile apply on CUDA only; this CPU run stays fp32 "
+                      "and uncompiled")
+        self.precision = cfg.resolved_precision(self.cuda)
         if cfg.init == Init.random:
             self._random_init(clip)
             clip.fingerprint = f"{clip.arch}:random{cfg.seed}"
@@ -129,11 +144,19 @@ class Trainer:
         self.image_frozen = cfg.scope == Scope.text
         self.text_frozen = cfg.scope == Scope.image
         self._load_data()
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        table = None
+        self.vocab = None
+        if self.compact_vocab and not self.text_frozen:
+            self.vocab = compact_vocab_for(self.model, self.trainable, cfg.weight_decay, self.tokens)
+            table = self.vocab.table if self.vocab else None
+        # The compact rows take the table's place in the parameter order, so optimizer state indices keep theirs.
+        params = [self.vocab.rows if p is table else p for p in self.model.parameters() if p.requires_grad
+                  or p is table]
+        self.params = params
         opt_cls = torch.optim.AdamW if cfg.optimizer == OptimizerKind.adamw else torch.optim.Adam
         try:
-            # The fused kernel is ~8x faster than the per-tensor loop on CPU, which matters: Adam updates the
-            # whole token-embedding table every step.
+            # The fused kernel is ~8x faster than the per-tensor loop on CPU (it matters most when the whole
+            # token-embedding table is trained: with weight decay; otherwise only its used rows are, vocab.py).
             self.optimizer = opt_cls(params, lr=cfg.resolved_lr, weight_decay=cfg.weight_decay, fused=True)
         except (RuntimeError, TypeError, ValueError):
             self.optimizer = opt_cls(params, lr=cfg.resolved_lr, weight_decay=cfg.weight_decay)
@@ -177,6 +200,10 @@ class Trainer:
         self.first = self.first.to(self.device)
         self.second = self.second.to(self.device) if self.second is not None else None
         self.tokens = clip.tokenizer(data.texts).to(self.device)
+        # Exact context trimming: each example's needed length, kept on the CPU so a step's context is known
+        # without a device sync. None: the text tower is not trimmed (not exact for it, or --no-trim-text).
+        self.text_lengths = (needed_lengths(clip.model, self.tokens).cpu()
+                             if cfg.trim_text and trim_kind(clip.model) is not None else None)
         self.image_emb = self.pixels = self.text_emb = None
         if self.image_frozen:
             # The paper's efficiency trick: the image tower never runs in the loop. Rank 0 fills the shared
@@ -243,24 +270,31 @@ class Trainer:
         t_start = time.perf_counter()
         try:
             for epoch in range(start_epoch, cfg.epochs):
-                t_epoch, losses, seen = time.perf_counter(), [], 0
+                t_epoch, losses, seen, shares = time.perf_counter(), [], 0, []
+                ramp = loss_cfg.ramp(epoch + 1, cfg.epochs)
                 for step_in_epoch, batch in enumerate(self.batches(epoch)):
                     factor = lr_factor(cfg, epoch, global_step, total_steps)
                     for group in self.optimizer.param_groups:
                         group["lr"] = cfg.resolved_lr * factor
-                    loss, parts = self._step(self.local_rows(batch), loss_cfg, global_step, epoch, step_in_epoch)
+                    loss, parts = self._step(self.local_rows(batch), loss_cfg, global_step, epoch, step_in_epoch,
+                                             ramp)
                     global_step += 1
                     losses.append(loss)
+                    shares.append(loss_shares(parts, loss_cfg, ramp))
                     seen += len(batch)
                     rate = seen / max(time.perf_counter() - t_epoch, 1e-9)
                     self.progress(global_step, total_steps, stage="train", epoch=epoch + 1, loss=loss, ex_s=rate)
                     if metrics_fh and global_step % cfg.log_every == 0:
                         self._log(metrics_fh, {"event": "step", "epoch": epoch + 1, "step": global_step, "loss": loss,
                                                "lr": cfg.resolved_lr * factor, "parts": parts,
+                                               "shares": shares[-1], "rank_ramp": ramp,
                                                "examples_per_s": round(rate, 2)})
                 last = {"epoch": epoch + 1, "loss": sum(losses) / len(losses), "steps": global_step,
                         "seconds": round(time.perf_counter() - t_epoch, 3),
-                        "examples_per_s": round(seen / max(time.perf_counter() - t_epoch, 1e-9), 2)}
+                        "examples_per_s": round(seen / max(time.perf_counter() - t_epoch, 1e-9), 2),
+                        # Each loss term's mean share of the total over the epoch: swamping shows here.
+                        "shares": {k: round(sum(s[k] for s in shares) / len(shares), 6) for k in shares[0]},
+                        "rank_ramp": ramp}
                 if self.eval is not None:
                     last["eval"] = self.eval.score(self.model, self.clip.tokenizer, self.device, self.image_frozen)
                 if metrics_fh:
@@ -279,20 +313,24 @@ class Trainer:
         return TrainResult(str(self.out), last, cfg.epochs, global_step, self.n, round(seconds, 3),
                            str(resumed_from) if resumed_from else None, dist_info.world_size)
 
-    def _step(self, rows, loss_cfg: LossConfig, global_step: int, epoch: int, step_in_epoch: int):
+    def _step(self, rows, loss_cfg: LossConfig, global_step: int, epoch: int, step_in_epoch: int,
+              ramp: float = 1.0):
         import torch
 
-        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.cfg.amp and self.cuda
+        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.precision == Precision.bf16
                     else contextlib.nullcontext())
         with autocast:
-            x, y, scale = self.runner(rows.to(self.device))
-            ws = self.dist.world_size
-            x, y = gather_rows(x.float(), self.dist), gather_rows(y.float(), self.dist)
-            if scale is not None and ws > 1:
+            x, y, scale = self.runner(rows.to(self.device), self.text_context(rows))
+        ws = self.dist.world_size
+        # The loss runs in fp32, outside autocast: log-sum-exps over a batch of logits lose too much in bf16.
+        x, y = gather_rows(x.float(), self.dist), gather_rows(y.float(), self.dist)
+        if scale is not None:
+            scale = scale.float()
+            if ws > 1:
                 # Every rank computes the whole batch's loss; only 1/ws of the scale's gradient flows per rank,
                 # so after the loss is scaled by ws and DDP averages, the gradient is the single-process one.
                 scale = scale / ws + scale.detach() * (1 - 1 / ws)
-            loss, parts = combined_loss(x, y, loss_cfg, scale)
+        loss, parts = combined_loss(x, y, loss_cfg, scale, ramp)
         value = float(loss.detach())
         if not math.isfinite(value):
             raise TrainingError(f"the loss became {value} at step {global_step + 1} (epoch {epoch + 1}, batch "
@@ -300,13 +338,21 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         (loss * self.dist.world_size).backward()
         if self.cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad],
-                                           self.cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
         self.optimizer.step()
+        if self.vocab is not None:
+            self.vocab.push()
         if self.cfg.learnable_scale:
             with torch.no_grad():
                 self.model.logit_scale.clamp_(0, math.log(100))
         return value, {k: round(float(v.detach()), 6) for k, v in parts.items()}
+
+    def text_context(self, rows) -> int | None:
+        """How many token positions this step's texts need (None: the full context). Rounded up to 8 on CUDA
+        so tensor cores and torch.compile see few distinct shapes."""
+        if self.text_lengths is None or self.text_frozen:
+            return None
+        return trimmed_length(self.text_lengths[rows.cpu()], self.tokens.shape[1], 8 if self.cuda else 1)
 
     # ---- files ------------------------------------------------------------------------------------------------
     def _log(self, fh, record: dict):
@@ -384,6 +430,9 @@ class Trainer:
         state = load_state_dict_safely(ckpt)
         self.model.load_state_dict({k: v.to(self.device) for k, v in state.items()})
         train_state = load_training_state(ckpt, self.optimizer)
+        if self.vocab is not None:
+            self.vocab.pull()
+            self.vocab.adopt_state(self.optimizer)
         if train_state.get("world_size", 1) != self.dist.world_size:
             self.warn(f"resuming a run started on {train_state.get('world_size')} process(es) on "
                       f"{self.dist.world_size}; the result will differ slightly from an uninterrupted run")
@@ -412,17 +461,21 @@ class Trainer:
 
 
 def make_step_module(trainer: Trainer):
-    """The per-step forward as an nn.Module, so DDP can own it: rows -> (image side X, text side Y, logit
-    scale or None). The class is defined here because torch is imported lazily."""
+    """The per-step forward as an nn.Module, so DDP can own it: (rows, text context) -> (image side X, text
+    side Y, logit scale or None). The class is defined here because torch is imported lazily."""
     import torch
+
+    from ..text_trim import encode_text
 
     class StepModule(torch.nn.Module):
         def __init__(self, tr: Trainer):
             super().__init__()
             self.model = tr.model
             self.tr = (tr,)  # a tuple keeps the trainer out of the module tree
+            if tr.vocab is not None:
+                self.vocab_rows = tr.vocab.rows  # registered, so DDP averages its gradient
 
-        def forward(self, rows):
+        def forward(self, rows, context: int | None = None):
             tr = self.tr[0]
             model = self.model
             first = tr.first[rows]
@@ -442,7 +495,11 @@ def make_step_module(trainer: Trainer):
             if tr.text_frozen:
                 y = tr.text_emb[rows]
             else:
-                y = model.encode_text(tr.tokens[rows])
+                tokens = tr.tokens[rows]
+                if tr.vocab is not None:
+                    y = encode_text(model, tokens, context=context or tokens.shape[1], embedding=tr.vocab.embed)
+                else:
+                    y = encode_text(model, tokens, context=context) if context else model.encode_text(tokens)
             scale = model.logit_scale.exp() if tr.cfg.learnable_scale else None
             return x, y, scale
 
