@@ -51,9 +51,10 @@ def test_filter_never_crashes_and_twice_is_once(items, min_chars):
 
 
 def test_filter_command_twice_gives_the_same_file(cli, tmp_path):
-    items = ["A: The first circle is larger than the second one, and it is red instead of blue.\nQ: next",
-             "Note: nothing", "#include <stdio.h>", "The first image shows a star \u2014 the second a square, "
-             "which is smaller and coloured green.  I hope this helps!"]
+    # Texts the grounded rules keep (their colours and shapes are the captions' own, each on its own image).
+    items = ["A: The first image has a red circle and the second image has a blue star.\nQ: next",
+             "Note: nothing", "#include <stdio.h>", "The second image shows a blue star, while the first image shows "
+             "a red circle.  I hope this helps!"]
     src = tmp_path / "c.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for _, r in _records(items)))
     once, twice = tmp_path / "once.jsonl", tmp_path / "twice.jsonl"

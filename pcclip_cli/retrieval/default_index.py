@@ -18,7 +18,7 @@ from .layout import MANIFEST_FILE
 @dataclass(frozen=True)
 class DefaultIndexSpec:
     model: str = "shapes-clip"  # the model `rank` and `retrieve` use by default
-    world_images: int = 2000  # the shapes-clip recipe's world (training.ShapesRecipe): its test split is held out
+    world_images: int = 2000  # the shapes-clip recipe's world (shapes_model.ShapesRecipe): its test split is held out
     world_seed: int = 0
     split: str = "test"
 
