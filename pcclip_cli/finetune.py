@@ -15,9 +15,10 @@ from pathlib import Path
 from .checkpoints import read_checkpoint_meta, save_checkpoint
 from .errors import CheckpointError, PcclipError
 from .models import load_clip, resolve_device
+from .training.averaging import average_state_dicts
 from .training.config import Init, TrainConfig, read_config_file, resolve_config, resume_config
 from .training.distributed import setup_distributed
-from .training.trainer import Trainer, TrainResult, average_state_dicts, check_out_dir
+from .training.trainer import Trainer, TrainResult, check_out_dir
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, progress=None, warn=None) -> TrainResult:

@@ -31,6 +31,7 @@ from ..io import write_json_atomic, write_text_atomic
 from ..loaded_clip import LoadedClip, image_tower_digest
 from ..model_spec import create_random_model
 from ..text_trim import needed_lengths, trim_kind, trimmed_length
+from .averaging import average_state_dicts
 from .config import (
     Init,
     Objective,
@@ -55,6 +56,7 @@ from .run_dir import (
     trim_metrics,
 )
 from .sanity import SanityEval, encode_texts, preprocess_all
+from .step import make_step_module
 from .towers import check_towers_separable, select_trainable
 from .vocab import compact_vocab_for
 
@@ -458,64 +460,4 @@ class Trainer:
         averaged = copy.deepcopy(self.model).cpu()
         averaged.load_state_dict(average_state_dicts(self.base_state, averaged.state_dict(), alpha))
         return averaged
-
-
-def make_step_module(trainer: Trainer):
-    """The per-step forward as an nn.Module, so DDP can own it: (rows, text context) -> (image side X, text
-    side Y, logit scale or None). The class is defined here because torch is imported lazily."""
-    import torch
-
-    from ..text_trim import encode_text
-
-    class StepModule(torch.nn.Module):
-        def __init__(self, tr: Trainer):
-            super().__init__()
-            self.model = tr.model
-            self.tr = (tr,)  # a tuple keeps the trainer out of the module tree
-            if tr.vocab is not None:
-                self.vocab_rows = tr.vocab.rows  # registered, so DDP averages its gradient
-
-        def forward(self, rows, context: int | None = None):
-            tr = self.tr[0]
-            model = self.model
-            first = tr.first[rows]
-            if tr.image_frozen:
-                g1 = tr.image_emb[first]
-                g2 = tr.image_emb[tr.second[rows]] if tr.second is not None else None
-            else:
-                if tr.second is not None:
-                    second = tr.second[rows]
-                    both = torch.cat([first, second])
-                    uniq, inverse = torch.unique(both, return_inverse=True)
-                    g = model.encode_image(tr.pixels[uniq], normalize=True)[inverse]
-                    g1, g2 = g[: len(rows)], g[len(rows) :]
-                else:
-                    g1, g2 = model.encode_image(tr.pixels[first], normalize=True), None
-            x = g1 - g2 if g2 is not None else g1
-            if tr.text_frozen:
-                y = tr.text_emb[rows]
-            else:
-                tokens = tr.tokens[rows]
-                if tr.vocab is not None:
-                    y = encode_text(model, tokens, context=context or tokens.shape[1], embedding=tr.vocab.embed)
-                else:
-                    y = encode_text(model, tokens, context=context) if context else model.encode_text(tokens)
-            scale = model.logit_scale.exp() if tr.cfg.learnable_scale else None
-            return x, y, scale
-
-    return StepModule(trainer)
-
-
-def average_state_dicts(base: dict, finetuned: dict, alpha: float) -> dict:
-    """WiSE-FT: alpha * finetuned + (1 - alpha) * base for floating tensors; others from the finetuned model."""
-    if set(base) != set(finetuned):
-        raise CheckpointError("cannot average weights of different architectures (their tensor names differ)")
-    out = {}
-    for name, ft in finetuned.items():
-        b = base[name].to(ft.device)
-        if b.shape != ft.shape:
-            raise CheckpointError(f"cannot average weights: {name} has shape {tuple(b.shape)} vs {tuple(ft.shape)}")
-        out[name] = (alpha * ft + (1 - alpha) * b).to(ft.dtype) if ft.is_floating_point() else ft.clone()
-    return out
-
 
