@@ -415,6 +415,10 @@ def prepare(cfg: GenerateConfig) -> Job:
         if not path.is_file():
             raise DataError(f"grammar file not found: {path}")
         recorded["grammar_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    for option in ("chat", "dtype"):
+        # Both change the texts, so runs appending to one file must agree on them too.
+        if cfg.backend_options.get(option):
+            recorded[option] = cfg.backend_options[option]
     if cfg.kind is Kind.pairs:
         plan = _pairs_plan(cfg, prompt)
     elif cfg.kind is Kind.classes:

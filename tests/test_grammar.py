@@ -41,3 +41,14 @@ def test_a_grammar_that_does_not_parse_is_one_error_line(run_pcclip, world, tmp_
     res = run_pcclip("generate", "--llm", "template", "--captions", world / "captions.jsonl", "--pairs", 2,
                      "--grammar", bad, "--out", tmp_path / "o.jsonl")
     assert_clean_error(res, "--grammar applies to the llamacpp backend only")
+
+
+def test_backend_flags_that_do_not_apply_are_one_error_line(run_pcclip, world, tmp_path):
+    base = ["generate", "--captions", world / "captions.jsonl", "--pairs", 2, "--out", tmp_path / "o.jsonl"]
+    res = run_pcclip(*base, "--llm", "smollm2-135m", "--dtype", "bfloat16")
+    assert_clean_error(res, "--dtype applies to the transformers backend only")
+    res = run_pcclip(*base, "--llm", "template", "--chat")
+    assert_clean_error(res, "--chat applies to the transformers and llamacpp backends")
+    res = run_pcclip(*base, "--llm", "gemma3-270m", "--chat")
+    assert_clean_error(res, "carries no chat template")
+    assert not (tmp_path / "o.jsonl").exists()

@@ -50,3 +50,22 @@ def test_a_prompt_longer_than_the_context_is_a_clean_error(world_requests):
     llm = get_llm("smollm2-135m", n_ctx=256)
     with pytest.raises(PcclipError, match="exceeds the context of 256 tokens"):
         llm.complete(world_requests[:2], Params(max_tokens=40))
+
+
+def test_chat_template_from_the_gguf(world_requests):
+    """--chat wraps each prompt in the GGUF's own template, batched and one at a time alike; a GGUF without a
+    template (Gemma 3 base) is one error naming the fix."""
+    from pcclip_cli.errors import DataError
+
+    llm = get_llm("smollm2-135m", n_threads=1, chat=True)
+    try:
+        prompt = llm._prompt(world_requests[0].prompt)
+        assert prompt.startswith("<|im_start|>system") and prompt.endswith("<|im_start|>assistant\nA:")
+        params = Params(max_tokens=16)
+        batched = [c.text for _, c in llm.stream(world_requests[:3], params, batch_size=3)]
+        single = [c.text for _, c in llm.stream(world_requests[:3], params, batch_size=1)]
+    finally:
+        llm.close()
+    assert batched == single and any(t.strip() for t in batched)
+    with pytest.raises(DataError, match="no chat template.*drop --chat"):
+        get_llm("gemma3-270m", chat=True)

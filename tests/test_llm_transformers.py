@@ -102,3 +102,36 @@ def test_the_shared_prompt_prefix_is_read_once_and_changes_no_token(tiny_llama, 
     # and the second batch, sharing the same prefix, does not read it a second time.
     assert [s for s in seen if s[0] == 1 and s[1] >= shared] == [(1, shared)]
     assert all(s[1] < shared for s in seen if s[0] > 1)
+
+
+def test_batches_decode_into_a_preallocated_cache_with_the_same_tokens(tiny_llama, one_torch_thread):
+    """Rows of a batch share a StaticCache filled with the prefix's KV (no per-token concatenation); the texts
+    equal those of the dynamic cache, item by item."""
+    from transformers import StaticCache
+
+    reqs = shapes_requests(3)
+    params = Params(max_tokens=8)
+    llm = get_llm(f"transformers:{tiny_llama}", device="cpu")
+    caches = []
+    hook = llm.model.register_forward_pre_hook(
+        lambda _, args, kw: caches.append(type(kw.get("past_key_values")).__name__), with_kwargs=True)
+    try:
+        static = [c.text for _, c in llm.stream(reqs, params, batch_size=3)]
+    finally:
+        hook.remove()
+    assert StaticCache.__name__ in caches
+    llm._static_copy = lambda *a: None  # the dynamic path, for reference
+    dynamic = [c.text for _, c in llm.stream(reqs, params, batch_size=3)]
+    assert static == dynamic and all(static)
+
+
+def test_chat_template_wraps_the_question_and_opens_the_answer_with_its_cue(tiny_llama):
+    from pcclip_cli.llm.base import split_answer_cue
+
+    assert split_answer_cue("Q: two shapes?\nA:") == ("Q: two shapes?", "A:")
+    assert split_answer_cue("no cue here") == ("no cue here", "")
+    assert split_answer_cue("line\na long last line that ends:")[1] == ""
+    llm = get_llm(f"transformers:{tiny_llama}", device="cpu", chat=True)
+    llm.tokenizer.chat_template = "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}<assistant>"
+    prompt = llm._prompt(shapes_requests(1)[0].prompt)
+    assert prompt.startswith("<user>") and prompt.endswith("<assistant>A:") and "\nA:<assistant>" not in prompt

@@ -11,6 +11,12 @@ import typer
 from .console import JsonOption, emit_json, err, progress_bar, warn
 
 
+class DtypeChoice(str, enum.Enum):
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+    float32 = "float32"
+
+
 class KindChoice(str, enum.Enum):
     pairs = "pairs"
     classes = "classes"
@@ -43,6 +49,12 @@ def command(
     threads: Annotated[int | None, typer.Option(help="CPU threads (llamacpp; default all cores).")] = None,
     grammar: Annotated[Path | None, typer.Option(
         help="GBNF grammar every completion must follow (llamacpp), e.g. pcclip_cli/prompts/shapes.gbnf.")] = None,
+    dtype: Annotated[DtypeChoice | None, typer.Option(
+        help="Weights' dtype (transformers; default bfloat16 on GPU, float32 on CPU). bfloat16 on a CPU with "
+             "AMX (Xeon Sapphire Rapids and later) is several times faster.")] = None,
+    chat: Annotated[bool, typer.Option(
+        "--chat", help="Wrap each prompt in the model's chat template (transformers, llamacpp); the paper "
+                       "completes the raw prompt.")] = False,
     json_out: JsonOption = False,
 ):
     """Generate comparatives with an LLM; a killed run started again resumes without duplicates."""
@@ -66,6 +78,14 @@ def command(
         if backend != "llamacpp":
             raise PcclipError(f"--grammar applies to the llamacpp backend only; {llm} uses {backend}")
         given["grammar"] = str(grammar)
+    if dtype is not None:
+        if backend != "transformers":
+            raise PcclipError(f"--dtype applies to the transformers backend only; {llm} uses {backend}")
+        given["dtype"] = dtype.value
+    if chat:
+        if backend not in ("transformers", "llamacpp"):
+            raise PcclipError(f"--chat applies to the transformers and llamacpp backends; {llm} uses {backend}")
+        given["chat"] = True
     if kind is KindChoice.descriptions and n > 1 and temperature == 0:
         warn("--n > 1 at --temperature 0 repeats the same greedy description; set --temperature 0.7 or so")
     cfg = GenerateConfig(llm=llm, out=out, kind=kind.value, captions=captions, classes=classes, pairs=pairs,

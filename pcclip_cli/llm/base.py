@@ -71,6 +71,15 @@ def cut_at_stop(text: str, stop: Iterable[str]) -> tuple[str, bool]:
     return text[:cut], cut < len(text)
 
 
+def split_answer_cue(prompt: str) -> tuple[str, str]:
+    """(question, cue) for chat templates: a few-shot prompt ending in an answer cue such as "A:" keeps the cue
+    out of the user's message and opens the assistant's turn with it, so the model answers instead of echoing it."""
+    head, sep, last = prompt.rstrip(" ").rpartition("\n")
+    if sep and last.endswith(":") and len(last) <= 12:
+        return head.rstrip(), last
+    return prompt, ""
+
+
 def item_seed(seed: int, key: str) -> int:
     import hashlib
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError, PcclipError
-from .base import LLM, Completion, Params, Request, cut_at_stop, item_seed
+from .base import LLM, Completion, Params, Request, cut_at_stop, item_seed, split_answer_cue
 
 _CACHE: dict[tuple, tuple] = {}
 _LOCK = threading.Lock()
@@ -110,8 +110,9 @@ class TransformersLLM(LLM):
     def _prompt(self, text: str) -> str:
         if not self.options.chat:
             return text
-        return self.tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
-                                                  add_generation_prompt=True)
+        question, cue = split_answer_cue(text)
+        return self.tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
+                                                  add_generation_prompt=True) + cue
 
     def _prefix_cache(self, ids: list[int]):
         """The KV cache of `ids` (batch of one), computed once per distinct prefix and kept for the next batch."""
@@ -124,7 +125,29 @@ class TransformersLLM(LLM):
         self._prefix = (ids, out.past_key_values)
         return out.past_key_values
 
-    def _inputs(self, prompts: list[str]) -> dict:
+    def _static_copy(self, prefix, rows: int, length: int):
+        """A StaticCache of `rows` rows and `length` positions whose first positions hold `prefix` (a one-row
+        DynamicCache), or None where the prefix does not fit a layer (a sliding window shorter than the prefix). Preallocated, it spares the per-step concatenation of a DynamicCache, which copies the
+        whole cache every token and dominated batched decoding on CPU (56% of a step at 64 rows)."""
+        from transformers import StaticCache
+
+        cache = StaticCache(config=self.model.config, max_cache_len=length)
+        if len(cache.layers) != len(prefix.layers) or any(
+                src.keys.shape[-2] > layer.max_cache_len for layer, src in zip(cache.layers, prefix.layers, strict=False)):
+            return None  # a sliding-window layer shorter than the prefix: keep the dynamic cache's own handling
+        for layer, src in zip(cache.layers, prefix.layers, strict=True):
+            keys = src.keys.expand(rows, -1, -1, -1)
+            values = src.values.expand(rows, -1, -1, -1)
+            layer.lazy_initialization(keys, values)
+            n = keys.shape[-2]
+            layer.keys[:, :, :n] = keys
+            layer.values[:, :, :n] = values
+            layer.cumulative_length.fill_(n)
+            if hasattr(layer, "cumulative_length_int"):
+                layer.cumulative_length_int = n
+        return cache
+
+    def _inputs(self, prompts: list[str], max_new_tokens: int) -> dict:
         """Token ids for `generate`: the prefix all prompts share (at least 2 tokens) comes from a cached KV and
         is not read again; each row is [prefix][padding][own tokens], the padding masked out."""
         import copy
@@ -144,8 +167,11 @@ class TransformersLLM(LLM):
         pad = tok.pad_token_id
         rows = [x[:shared] + [pad] * (width - len(x)) + x[shared:] for x in ids]
         mask = [[1] * shared + [0] * (width - len(x)) + [1] * (len(x) - shared) for x in ids]
-        cache = copy.deepcopy(self._prefix_cache(ids[0][:shared]))
-        cache.batch_repeat_interleave(len(ids))
+        prefix = self._prefix_cache(ids[0][:shared])
+        cache = self._static_copy(prefix, len(ids), width + max_new_tokens)
+        if cache is None:
+            cache = copy.deepcopy(prefix)
+            cache.batch_repeat_interleave(len(ids))
         return {"input_ids": torch.tensor(rows, device=model.device),
                 "attention_mask": torch.tensor(mask, device=model.device), "past_key_values": cache}
 
@@ -153,7 +179,7 @@ class TransformersLLM(LLM):
         import torch
 
         tok, model = self.tokenizer, self.model
-        batch = self._inputs([self._prompt(r.prompt) for r in requests])
+        batch = self._inputs([self._prompt(r.prompt) for r in requests], params.max_tokens)
         gen = {"max_new_tokens": params.max_tokens, "pad_token_id": tok.pad_token_id,
                "stop_strings": list(params.stop), "tokenizer": tok}
         if params.temperature > 0:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError, PcclipError
-from .base import LLM, Completion, Params, Request, cut_at_stop, item_seed
+from .base import LLM, Completion, Params, Request, cut_at_stop, item_seed, split_answer_cue
 
 GGUF_MAGIC = b"GGUF"
 _CACHE: dict[tuple, object] = {}
@@ -29,6 +29,7 @@ class LlamaCppOptions:
     n_threads: int | None = None  # default: all cores
     repeat_penalty: float = 1.0  # llama.cpp's completion default; the server's default is 1.1
     grammar: str | None = None  # a GBNF file: every completion must match its `root` rule
+    chat: bool = False  # wrap each prompt in the GGUF's chat template (the paper completes the raw prompt)
 
     def __post_init__(self):
         if not 128 <= self.n_ctx <= 131072:
@@ -172,6 +173,24 @@ class LlamaCppLLM(LLM):
         self.model = _load(self.path, self.options)
         self._decoder = None
         self.grammar = check_grammar(self.options.grammar, self.model) if self.options.grammar else None
+        self._chat = self._chat_formatter() if self.options.chat else None
+
+    def _chat_formatter(self):
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = self.model.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise DataError(f"{self.path.name} carries no chat template (a base model?); drop --chat, or give "
+                            "an instruction-tuned GGUF")
+        eos, bos = self.model.token_eos(), self.model.token_bos()
+        text = lambda t: self.model.detokenize([t], special=True).decode("utf-8", "ignore") if t >= 0 else ""  # noqa: E731
+        return Jinja2ChatFormatter(template, eos_token=text(eos), bos_token=text(bos))
+
+    def _prompt(self, text: str) -> str:
+        if self._chat is None:
+            return text
+        question, cue = split_answer_cue(text)
+        return self._chat(messages=[{"role": "user", "content": question}]).prompt + cue
 
     def complete(self, requests: list[Request], params: Params) -> list[Completion]:
         if len(requests) > 1:
@@ -181,7 +200,7 @@ class LlamaCppLLM(LLM):
     def _complete_batched(self, requests: list[Request], params: Params) -> list[Completion]:
         from .llamacpp_batch import BatchDecoder, prompt_tokens
 
-        prompts = [prompt_tokens(self.model, r.prompt) for r in requests]
+        prompts = [prompt_tokens(self.model, self._prompt(r.prompt)) for r in requests]
         longest = max(len(p) for p in prompts) + params.max_tokens
         if longest > self.options.n_ctx:
             raise PcclipError(f"a prompt of {longest - params.max_tokens} tokens plus --max-tokens "
@@ -216,7 +235,7 @@ class LlamaCppLLM(LLM):
             # llama-cpp-python reuses the KV cache of the longest common prefix with the previous prompt, so the
             # shared few-shot demonstrations are read once, not once per item.
             res = self.model.create_completion(
-                req.prompt, max_tokens=params.max_tokens, temperature=params.temperature, stop=list(params.stop),
+                self._prompt(req.prompt), max_tokens=params.max_tokens, temperature=params.temperature, stop=list(params.stop),
                 seed=item_seed(params.seed, req.key), repeat_penalty=self.options.repeat_penalty, grammar=grammar)
             choice = res["choices"][0]
             text, cut = cut_at_stop(choice["text"], params.stop)
