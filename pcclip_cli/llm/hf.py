@@ -6,6 +6,8 @@ A `.gguf` target is read through transformers' GGUF support (dequantised), which
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import threading
 from dataclasses import dataclass
@@ -61,6 +63,30 @@ def _source(target: str) -> tuple[str, dict]:
     return target, {}
 
 
+@contextlib.contextmanager
+def _quiet_loading():
+    """Keep transformers' GGUF conversion quiet on stderr: its bar is a bare tqdm that ignores
+    `disable_progress_bar`, and its dtype advice is a warning about kernels this backend does not use (weights are
+    dequantised)."""
+    from transformers.utils import logging as hf_logging
+
+    try:
+        import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:  # transformers without GGUF support
+        gguf_utils = None
+    bar = getattr(gguf_utils, "tqdm", None)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    if bar is not None:
+        gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bar is not None:
+            gguf_utils.tqdm = bar
+
+
 def _load(target: str, device: str, dtype_name: str | None):
     key = (target, device, dtype_name)
     with _LOCK:
@@ -78,8 +104,9 @@ def _load(target: str, device: str, dtype_name: str | None):
         if device == "cuda":
             kwargs["device_map"] = "auto"
         try:
-            tok = AutoTokenizer.from_pretrained(where, **extra)
-            model = AutoModelForCausalLM.from_pretrained(where, **kwargs)
+            with _quiet_loading():
+                tok = AutoTokenizer.from_pretrained(where, **extra)
+                model = AutoModelForCausalLM.from_pretrained(where, **kwargs)
         except OSError as exc:
             offline = os.environ.get("HF_HUB_OFFLINE") == "1"
             hint = " (HF_HUB_OFFLINE=1: only cached models can load)" if offline else ""
