@@ -6,11 +6,12 @@ throughput, tokens/s per backend, the cost of re-running a finished run, and the
 
 Everything runs on one shapes world (built in a temporary directory) with the shapes few-shot prompt, greedy
 decoding and the same pairs, so the numbers are side by side.
-- batched: smollm2-135m and gemma3-270m (llama.cpp), the same prompts one at a time (`--batch-size 1`) and
-  batched (`--batch-size B`), 40 new tokens; pairs/s, tokens/s, the ratio, and how many texts are identical.
+- batched: smollm2-135m and gemma3-270m through llama.cpp (batches of `--batch-size`) and through transformers
+  (`-hf`, batches of `--hf-batch-size` in `--hf-dtype`), the same prompts one at a time and batched, 40 new
+  tokens; pairs/s, tokens/s, the ratio, and how many texts are identical.
 - openai: the openai backend at concurrency 1 and 8 against a local server on 127.0.0.1 that serves requests
-  concurrently the way vLLM does: requests that arrive together are decoded together (llama.cpp batched
-  decoding of SmolLM2 in one process; `BatchingServer` below). llama-cpp-python's own server decodes one
+  concurrently the way vLLM does: requests that arrive together are decoded together (batched decoding of
+  `--server-llm` in one process; `BatchingServer` below). llama-cpp-python's own server decodes one
   request at a time, so no client concurrency could speed it up. Sequential and concurrent rounds alternate so
   that load from other processes hits both alike.
 - rss: every ordered pair of 1,000 captions (999,000 prompts rendered) streamed in a fresh process, peak RSS
@@ -88,14 +89,14 @@ class BatchingServer:
     backend, so a single request runs the one-at-a-time path and eight concurrent ones run batched.
     """
 
-    def __init__(self, llm: str, max_batch: int = 8, window_s: float = 0.01, threads: int | None = None):
+    def __init__(self, llm: str, max_batch: int = 8, window_s: float = 0.01, **opts):
         import queue
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         from pcclip_cli.llm import get_llm
 
-        self.llm = get_llm(llm, n_threads=threads)
+        self.llm = get_llm(llm, **opts)
         self.max_batch, self.window_s = max_batch, window_s
         self.queue: queue.Queue = queue.Queue()
         self.batches: list[int] = []
@@ -183,11 +184,19 @@ def openai_ratio(url: str, reqs, max_tokens: int, concurrency: int, rounds: int)
             "identical_texts": sum(texts[1][k] == texts[concurrency][k] for k in texts[1])}
 
 
-def batched_vs_single(name: str, reqs, max_tokens: int, batch_size: int, threads: int | None) -> dict:
+def backend_options(name: str, args) -> dict:
+    from pcclip_cli.llm.registry import resolve
+
+    if resolve(name)[1] == "transformers":
+        return {"device": "cpu", "dtype": args.hf_dtype}
+    return {"n_threads": args.threads}
+
+
+def batched_vs_single(name: str, reqs, max_tokens: int, batch_size: int, opts: dict) -> dict:
     """The same prompts one at a time and in batches, on one loaded model, timed back to back."""
     from pcclip_cli.llm import Params, get_llm
 
-    llm = get_llm(name, n_threads=threads)
+    llm = get_llm(name, **opts)
     params = Params(max_tokens=max_tokens)
     row: dict = {"llm": name, "items": len(reqs), "batch_size": batch_size, "max_tokens": max_tokens}
     texts = {}
@@ -247,7 +256,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: all cores)")
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=2, help="alternating sequential/concurrent rounds")
-    ap.add_argument("--llms", default="smollm2-135m,gemma3-270m", help="models for the batched section")
+    ap.add_argument("--llms", default="smollm2-135m,gemma3-270m,smollm2-135m-hf,gemma3-270m-hf",
+                    help="models for the batched section")
+    ap.add_argument("--hf-batch-size", type=int, default=64, help="items per batch for transformers models")
+    ap.add_argument("--hf-dtype", default="bfloat16", help="transformers dtype (bfloat16 uses AMX where present)")
+    ap.add_argument("--server-llm", default="smollm2-135m-hf", help="the local batching server's model")
     ap.add_argument("--skip-transformers", action="store_true", help="skip the ~30 s GGUF dequantisation")
     ap.add_argument("--rss-images", type=int, default=1000)
     ap.add_argument("--sections", default="batched,openai,tokens,rerun,rss",
@@ -263,13 +276,19 @@ def main() -> None:
         os.environ.setdefault("PCCLIP_HOME", str(tmp / "home"))
         world = tmp / "world"
         build_world(world, WorldConfig(images=80, seed=0))
-        reqs = requests_for(world, args.items)
+        reqs = requests_for(world, max(args.items, args.hf_batch_size))
 
         if "batched" in sections:
-            results["batched"] = [batched_vs_single(name, reqs, args.max_tokens, args.batch_size, args.threads)
-                                  for name in args.llms.split(",")]
+            results["batched"] = []
+            for name in args.llms.split(","):
+                opts = backend_options(name, args)
+                hf = "dtype" in opts
+                n = args.hf_batch_size if hf else args.batch_size
+                results["batched"].append(batched_vs_single(name, reqs[: max(args.items, n) if hf else args.items],
+                                                            args.max_tokens, n, opts))
         if "openai" in sections:
-            server = BatchingServer("smollm2-135m", max_batch=args.concurrency, threads=args.threads)
+            server = BatchingServer(args.server_llm, max_batch=args.concurrency,
+                                    **backend_options(args.server_llm, args))
             try:
                 results["openai_concurrency"] = openai_ratio(server.url, reqs[: 2 * args.concurrency],
                                                              args.max_tokens, args.concurrency, args.rounds)
@@ -297,15 +316,15 @@ def main() -> None:
 
 def report(results: dict, args) -> None:
     if results.get("batched"):
-        print(f"{'llm':14} {'items':>5} {'batch':>5} {'one pairs/s':>11} {'batched pairs/s':>15} {'one tok/s':>9} "
+        print(f"{'llm':16} {'items':>5} {'batch':>5} {'one pairs/s':>11} {'batched pairs/s':>15} {'one tok/s':>9} "
               f"{'batched tok/s':>13} {'ratio':>6} {'identical':>9}")
         for r in results["batched"]:
-            print(f"{r['llm']:14} {r['items']:>5} {r['batch_size']:>5} {r['one']['pairs_per_s']:>11} "
+            print(f"{r['llm']:16} {r['items']:>5} {r['batch_size']:>5} {r['one']['pairs_per_s']:>11} "
                   f"{r['batched']['pairs_per_s']:>15} {r['one']['tokens_per_s']:>9} "
                   f"{r['batched']['tokens_per_s']:>13} {r['ratio']:>5}x {r['identical_texts']:>5}/{r['items']}")
     if "openai_concurrency" in results:
         oc = results["openai_concurrency"]
-        print(f"openai backend vs a local batching server (SmolLM2): sequential {oc['sequential_items_per_s']} "
+        print(f"openai backend vs a local batching server ({args.server_llm}): sequential {oc['sequential_items_per_s']} "
               f"items/s, concurrency {oc['concurrency']} {oc['concurrent_items_per_s']} items/s, ratio "
               f"{oc['ratio_concurrent_over_sequential']}x; identical texts {oc['identical_texts']}/{oc['items']}; "
               f"server batch sizes {oc['server_batch_sizes']}")
