@@ -11,11 +11,11 @@ from pcclip_cli.llm import Params, get_llm
 
 @pytest.fixture(scope="module")
 def world_requests(world):
-    from pcclip_cli.generation import GenerateConfig, _pairs_plan
+    from pcclip_cli.generation_plan import GenerateConfig, pairs_plan
     from pcclip_cli.prompts import load_prompt
 
     cfg = GenerateConfig(llm="template", out=None, captions=Path(world) / "captions.jsonl", pairs=5, seed=5)
-    return list(_pairs_plan(cfg, load_prompt("shapes")).items())
+    return list(pairs_plan(cfg, load_prompt("shapes")).items())
 
 
 def _run(reqs, params, batch_size):
