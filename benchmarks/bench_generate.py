@@ -36,11 +36,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 def requests_for(world: Path, n: int):
-    from pcclip_cli.generation import GenerateConfig, _pairs_plan
+    from pcclip_cli.generation_plan import GenerateConfig, pairs_plan
     from pcclip_cli.prompts import load_prompt
 
     cfg = GenerateConfig(llm="template", out=None, captions=world / "captions.jsonl", pairs=n, seed=0)
-    return list(_pairs_plan(cfg, load_prompt("shapes")).items())
+    return list(pairs_plan(cfg, load_prompt("shapes")).items())
 
 
 def tokens_per_s(name: str, reqs, max_tokens: int, **opts) -> dict:
@@ -217,10 +217,10 @@ def batched_vs_single(name: str, reqs, max_tokens: int, batch_size: int, opts: d
 _RSS_CODE = r"""
 import json, sys
 from pathlib import Path
-from pcclip_cli.generation import GenerateConfig, _pairs_plan
+from pcclip_cli.generation_plan import GenerateConfig, pairs_plan
 from pcclip_cli.prompts import load_prompt
 mode, captions = sys.argv[1], Path(sys.argv[2])
-plan = _pairs_plan(GenerateConfig(llm="template", out=None, captions=captions), load_prompt("coco"))
+plan = pairs_plan(GenerateConfig(llm="template", out=None, captions=captions), load_prompt("coco"))
 n = 0
 if mode == "stream":
     for req in plan.items():
