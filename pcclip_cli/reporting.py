@@ -3,13 +3,16 @@
 A result JSON is what `pcclip eval --json` prints (an ablation script saves it per run). From each file this
 takes the settings (`tags`, and the training config of a checkpoint model when it can be read) and the
 metrics (the numeric entries of `summary`, with `<name>_se` standard errors when present). Runs that differ
-only in `seed` are one arm: their metrics are averaged, with the standard error over seeds as error bar.
+only in a seed (`seed`, or a tag named `*_seed` such as `train_seed`) are one arm: their metrics are averaged,
+with the standard error over seeds as error bar.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,12 +112,16 @@ def find_results(inputs: list[Path]) -> list[Path]:
     return files
 
 
+def is_seed(setting: str) -> bool:
+    return setting == "seed" or setting.endswith("_seed")
+
+
 def group_arms(runs: list[RunResult]) -> tuple[list[Arm], list[str], list[str]]:
     """Merge seeds into arms; return the arms, the settings that vary, and the metric names."""
-    keys = sorted({k for r in runs for k in r.settings})
-    varied = [k for k in keys if k != "seed" and len({json.dumps(r.settings.get(k)) for r in runs}) > 1]
+    keys = sorted({k for r in runs for k in r.settings if not is_seed(k)})
+    varied = [k for k in keys if len({json.dumps(r.settings.get(k)) for r in runs}) > 1]
     if not varied:
-        varied = [k for k in keys if k != "seed"]
+        varied = keys
     groups: dict[str, list[RunResult]] = {}
     for r in runs:
         key = json.dumps({k: r.settings.get(k) for k in varied}, sort_keys=True)
@@ -151,7 +158,14 @@ def arm_name(arm: Arm) -> str:
     first = arm.runs[0].path
     if first.name.startswith(DEMO_PREFIX):
         return f"{first.parent.name}/{first.stem[len(DEMO_PREFIX):]}"
-    return first.parent.name if len(arm.runs) == 1 else first.parent.parent.name
+    if len(arm.runs) == 1:
+        return first.parent.name
+    names = [r.path.parent.name for r in arm.runs]
+    if len(set(names)) == 1:  # RUNS/ARM/seed-N/result.json: the arm is the seeds' parent
+        return first.parent.parent.name
+    # RUNS/ARM-s0/result.json, RUNS/ARM-s1/...: what the names share, without the seed's suffix.
+    common = re.sub(r"[-_](s|seed)?$", "", os.path.commonprefix(names))
+    return common or first.parent.parent.name
 
 
 def _cell(value) -> str:

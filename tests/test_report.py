@@ -54,3 +54,18 @@ def test_bad_inputs(run_pcclip, tmp_path):
     (tmp_path / "bad/result.json").write_text("{oops")
     assert_clean_error(run_pcclip("report", tmp_path / "bad", "--out", tmp_path / "o.md"), "not valid JSON")
     assert not (tmp_path / "o.md").exists()
+
+
+def test_runs_that_differ_only_in_a_seed_tag_are_one_arm_named_without_the_seed(tmp_path):
+    """The LLM ablation tags each run `train_seed=N` in directories ARM-sN: seeds merge, the arm keeps ARM."""
+    for seed, acc in ((0, 0.5), (1, 0.7), (2, 0.6)):
+        _result(tmp_path / f"runs/llm-gemma-filtered-pairs-s{seed}", {"llm": "gemma", "filtered": "filtered",
+                "train_seed": seed}, {"acc": acc})
+    _result(tmp_path / "runs/llm-gemma-unfiltered-s0", {"llm": "gemma", "filtered": "unfiltered", "train_seed": 0},
+            {"acc": 0.4})
+    rep = build_report([tmp_path / "runs"])
+    assert rep["varied"] == ["filtered"]
+    arms = {a["settings"]["filtered"]: a for a in rep["arms"]}
+    assert arms["filtered"]["seeds"] == 3 and math.isclose(arms["filtered"]["metrics"]["acc"], 0.6)
+    rows = {line.split(" | ")[0].lstrip("| ") for line in rep["markdown"].splitlines()[2:]}
+    assert rows == {"llm-gemma-filtered-pairs", "llm-gemma-unfiltered-s0"}
