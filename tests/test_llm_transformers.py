@@ -135,3 +135,25 @@ def test_chat_template_wraps_the_question_and_opens_the_answer_with_its_cue(tiny
     llm.tokenizer.chat_template = "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}<assistant>"
     prompt = llm._prompt(shapes_requests(1)[0].prompt)
     assert prompt.startswith("<user>") and prompt.endswith("<assistant>A:") and "\nA:<assistant>" not in prompt
+
+
+def test_one_at_a_time_reuses_the_prefix_cached_before(tiny_llama, one_torch_thread):
+    """Batches of one find the prefix they share with the previous prompt: after the first two items, the
+    demonstrations are not read again, and the texts equal the uncached path's."""
+    reqs = shapes_requests(3)
+    params = Params(max_tokens=6)
+    plain = get_llm(f"transformers:{tiny_llama}", device="cpu", prefix_cache=False)
+    expected = [c.text for _, c in plain.stream(reqs, params, batch_size=1)]
+    llm = get_llm(f"transformers:{tiny_llama}", device="cpu")
+    seen = []
+    hook = llm.model.register_forward_pre_hook(lambda _, args, kw: seen.append(kw["input_ids"].shape[1]),
+                                               with_kwargs=True)
+    try:
+        got = [c.text for _, c in llm.stream(reqs, params, batch_size=1)]
+    finally:
+        hook.remove()
+    assert got == expected
+    shared = len(llm._prefix[0])
+    assert shared > 100
+    # Long reads: the first prompt's tokens but its last, then the prefix the first two share; never a third.
+    assert len([n for n in seen if n >= shared]) == 2

@@ -176,7 +176,9 @@ class TransformersLLM(LLM):
 
     def _inputs(self, prompts: list[str], max_new_tokens: int) -> dict:
         """Token ids for `generate`: the prefix all prompts share (at least 2 tokens) comes from a cached KV and
-        is not read again; each row is [prefix][padding][own tokens], the padding masked out."""
+        is not read again; each row is [prefix][padding][own tokens], the padding masked out. A lone prompt
+        shares with the prefix cached before it, as llama.cpp's one-at-a-time path does (the first one caches
+        all its tokens but the last, so the second finds where the prompts part)."""
         import copy
 
         import torch
@@ -184,10 +186,13 @@ class TransformersLLM(LLM):
         tok, model = self.tokenizer, self.model
         ids = [tok(p)["input_ids"] for p in prompts]
         n = min(len(x) for x in ids)
+        refs = ids
+        if len(ids) == 1:
+            refs = ids + [self._prefix[0] if self._prefix is not None else ids[0][: n - 1]]
         shared = 0
-        while shared < n - 1 and all(x[shared] == ids[0][shared] for x in ids):
+        while shared < n - 1 and all(len(x) > shared and x[shared] == ids[0][shared] for x in refs):
             shared += 1
-        if len(ids) < 2 or shared < 2 or not self.options.prefix_cache:
+        if shared < 2 or not self.options.prefix_cache:
             batch = tok(prompts, return_tensors="pt", padding=True)
             return {k: v.to(model.device) for k, v in batch.items()}
         width = max(len(x) for x in ids)
