@@ -6,13 +6,14 @@ import enum
 from dataclasses import dataclass
 from pathlib import Path
 
+from .class_images import ClassNames, embed_items, labelled, mean_rows
 from .comparatives import RecordKind, read_comparatives
 from .errors import DataError, PcclipError, short_list
-from .tasks import Dataset, LabeledImage, display_name, load_dataset
+from .linear_probe import plan_probe, run_probe
+from .tasks import Dataset, display_name, load_dataset
 
 DEFAULT_TEMPLATE = "This is a photo of a {}."
 TOP_KS = (1, 3, 5)
-PROBE_SOLVER = "multinomial logistic regression, L2 penalty ||W||^2/(2C), full-batch torch L-BFGS"
 
 
 class DescriptionMode(str, enum.Enum):
@@ -69,26 +70,6 @@ class ClassifyOptions:
                               "tested on the images it learnt from; choose another split")
 
 
-class ClassNames:
-    """Maps what a file or an LLM calls a class (label, display name, any case) to the dataset's label."""
-
-    def __init__(self, classes: list[str], source: str):
-        self.classes, self.source = list(classes), source
-        self.index = {c: i for i, c in enumerate(self.classes)}
-        self._lookup: dict[str, str] = {}
-        for c in self.classes:
-            for key in (c, c.lower(), display_name(c).lower()):
-                self._lookup.setdefault(key, c)
-
-    def resolve(self, name, where: str) -> str:
-        key = " ".join(str(name or "").split())
-        found = self._lookup.get(key) or self._lookup.get(key.lower())
-        if found is None:
-            raise DataError(f"{where}: class {name!r} is not in the dataset {self.source}; its classes: "
-                            f"{short_list(self.classes)}")
-        return found
-
-
 def read_class_records(path: str | Path, kind: str, names: ClassNames | None = None) -> list[dict]:
     """Records of `kind` ("classes" comparatives or "descriptions") with first/second/text checked; class names
     are mapped to the dataset's labels when `names` is given (an unknown class is an error)."""
@@ -115,24 +96,6 @@ def read_class_records(path: str | Path, kind: str, names: ClassNames | None = N
 
 def template_embeddings(clip, classes: list[str], template: str):
     return clip.encode_texts([template.format(display_name(c)) for c in classes])
-
-
-def _mean_rows(rows):
-    from .evaluation import normalise
-
-    return normalise(rows.mean(axis=0))
-
-
-def _labelled(items: list[LabeledImage], names: ClassNames) -> list[LabeledImage]:
-    return [it for it in items if it.label is not None and it.label in names.index]
-
-
-def _embed(clip, dataset: Dataset, items: list[LabeledImage], progress=None, warn=None):
-    from .embeddings import embed_images
-
-    dataset.ensure_files(items)
-    emb = embed_images(clip, [it.path for it in items], progress=progress, warn=warn)
-    return emb.vectors
 
 
 def _scores(true, pred, names: ClassNames, cm, top_k: int) -> dict:
@@ -167,7 +130,7 @@ def classify(model, dataset: str | Path | Dataset, options: ClassifyOptions | No
         raise DataError(f"dataset {ds.source} has {len(names.classes)} class(es) "
                         f"({short_list(names.classes) or 'no labels'}); classification needs at least two")
     split = opts.split if opts.split is not None else ("test" if "test" in ds.splits else None)
-    eval_items = _labelled(ds.in_split(split), names)
+    eval_items = labelled(ds.in_split(split), names)
     if not eval_items:
         raise DataError(f"dataset {ds.source} has no labelled images in split {split!r}")
     if opts.select_descriptions and split == opts.score_split:
@@ -182,7 +145,7 @@ def classify(model, dataset: str | Path | Dataset, options: ClassifyOptions | No
     probe_plan = (plan_probe(ds, names, split, opts.probe_split, opts.probe_val_fraction, opts.probe_seed)
                   if opts.linear_probe else None)
     clip = clip_for(model)
-    images = _embed(clip, ds, eval_items, progress, warn)
+    images = embed_items(clip, ds, eval_items, progress, warn)
     true = np.array([names.index[it.label] for it in eval_items])
 
     template_emb = template_embeddings(clip, names.classes, opts.template)
@@ -277,75 +240,6 @@ def zero_shot_topk(images, class_emb, true, ks=TOP_KS) -> dict:
     return topk_accuracy(logits, true, ks)
 
 
-@dataclass
-class ProbePlan:
-    """Which images the linear probe fits on, chooses C on, and is tested on (decided before any embedding)."""
-
-    fit: list[LabeledImage]
-    val: list[LabeledImage]
-    train_split: str
-    test_split: str | None
-    val_fraction: float
-    seed: int
-
-
-def plan_probe(ds: Dataset, names: ClassNames, test_split: str | None, train_split: str = "train",
-               val_fraction: float = 0.25, seed: int = 0) -> ProbePlan:
-    """Split `train_split` (seeded, stratified by class) into the probe's fit and validation parts; a dataset
-    without that split, or too small to hold out a validation part, is a DataError."""
-    from .metrics import holdout_split
-
-    if train_split not in ds.splits:
-        have = ", ".join(ds.splits) or "none"
-        raise DataError(f"the linear probe learns from a training split, but dataset {ds.source} has no split "
-                        f"{train_split!r} (its splits: {have}); pass --probe-split or drop --linear-probe")
-    if train_split == test_split:
-        raise PcclipError(f"the linear probe's split {train_split!r} is also the evaluation split; choose another")
-    train = _labelled(ds.in_split(train_split), names)
-    fit_idx, val_idx = holdout_split([it.label for it in train], val_fraction, seed)
-    fit, val = [train[i] for i in fit_idx], [train[i] for i in val_idx]
-    if len({it.label for it in fit}) < 2 or not val:
-        raise DataError(f"split {train_split!r} of {ds.source} has {len(train)} labelled images: too few for a "
-                        f"linear probe with a {val_fraction:.0%} validation part (it needs two classes and at "
-                        "least one class with two or more images)")
-    return ProbePlan(fit, val, train_split, test_split, val_fraction, seed)
-
-
-def run_probe(clip, ds: Dataset, plan: ProbePlan, test_items: list[LabeledImage], test_vectors=None, *,
-              progress=None, warn=None) -> dict:
-    """Fit the linear probe of `plan` on frozen image embeddings and score it on `test_items`."""
-    from .metrics import linear_probe
-
-    if test_vectors is None:
-        test_vectors = _embed(clip, ds, test_items, progress, warn)
-    train_vectors = _embed(clip, ds, plan.fit + plan.val, progress, warn)
-    n = len(plan.fit)
-    res = linear_probe(train_vectors[:n], [it.label for it in plan.fit], train_vectors[n:],
-                       [it.label for it in plan.val], test_vectors, [it.label for it in test_items],
-                       seed=plan.seed)
-    return {"top1": res.top1, "C": res.C, "val_top1": res.val_top1, "Cs": list(res.Cs), "classes": res.classes,
-            "train_split": plan.train_split, "test_split": plan.test_split,
-            # C is chosen on the validation part; the final probe is refit on all of train_split.
-            "validation": f"seeded stratified {plan.val_fraction:.0%} of split {plan.train_split!r} (seed {plan.seed})",
-            "fit_images": res.train_size, "val_images": res.val_size, "test_images": res.test_size,
-            "seed": plan.seed, "solver": PROBE_SOLVER}
-
-
-def linear_probe_dataset(model, dataset: str | Path | Dataset, *, split: str | None = "test",
-                         train_split: str = "train", val_fraction: float = 0.25, seed: int = 0,
-                         data_root: str | Path | None = None, progress=None, warn=None) -> dict:
-    """The linear probe alone: fit on `train_split` (C chosen on its seeded validation part), test on `split`."""
-    from .models import clip_for
-
-    ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, data_root)
-    names = ClassNames(ds.classes, ds.source)
-    test_items = _labelled(ds.in_split(split), names)
-    if not test_items:
-        raise DataError(f"dataset {ds.source} has no labelled images in split {split!r}")
-    plan = plan_probe(ds, names, split, train_split, val_fraction, seed)
-    return run_probe(clip_for(model), ds, plan, test_items, progress=progress, warn=warn)
-
-
 def _class_acc(cm, i: int) -> float | None:
     total = int(cm[i].sum())
     return float(cm[i, i]) / total if total else None
@@ -377,7 +271,7 @@ def _description_classifier(names: ClassNames, grouped: dict, template_emb, mode
     missing = [c for i, c in enumerate(names.classes) if i not in grouped]
     if missing and warn:
         warn(f"{len(missing)} class(es) have no description and keep the template: {short_list(missing, 5)}")
-    emb = {i: _mean_rows(e) for i, (_, e) in grouped.items()}
+    emb = {i: mean_rows(e) for i, (_, e) in grouped.items()}
     return _replace_or_combine(emb, template_emb, mode), len(grouped)
 
 
@@ -387,13 +281,13 @@ def _select_descriptions(clip, ds: Dataset, names: ClassNames, grouped: dict, op
     held-out score split; the top K per class are kept."""
     import numpy as np
 
-    score_items = _labelled(ds.in_split(opts.score_split), names)
-    vectors = _embed(clip, ds, score_items, progress, warn)
+    score_items = labelled(ds.in_split(opts.score_split), names)
+    vectors = embed_items(clip, ds, score_items, progress, warn)
     labels = np.array([names.index[it.label] for it in score_items])
     chosen, every, report_classes = {}, {}, {}
     unscored = []
     for i, (texts, emb) in sorted(grouped.items()):
-        every[i] = _mean_rows(emb)
+        every[i] = mean_rows(emb)
         mine = vectors[labels == i]
         if len(mine) == 0:
             unscored.append(names.classes[i])
@@ -402,7 +296,7 @@ def _select_descriptions(clip, ds: Dataset, names: ClassNames, grouped: dict, op
             rewards = (emb.astype(np.float64) @ mine.astype(np.float64).T).mean(axis=1)
         # Stable on ties, so equal rewards keep file order.
         top = np.argsort(-rewards, kind="stable")[: opts.select_descriptions]
-        chosen[i] = _mean_rows(emb[top])
+        chosen[i] = mean_rows(emb[top])
         report_classes[names.classes[i]] = [{"text": texts[j], "reward": float(rewards[j])} for j in top]
     if unscored and warn:
         warn(f"{len(unscored)} class(es) have no images in split {opts.score_split!r}; their first "

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .classification import DEFAULT_TEMPLATE, ClassNames, read_class_records
+from .class_images import ClassNames
+from .classification import DEFAULT_TEMPLATE, read_class_records
 from .errors import PcclipError
 from .tasks import display_name, load_dataset
 

@@ -169,7 +169,7 @@ def caption_geometry(clip, captions_path: Path, split: str | None, *, progress=N
 
 def _probe(clip, ds, options: SuiteOptions, progress, warn) -> dict:
     """The linear probe on a class set, or the reason it cannot run there."""
-    from .classification import linear_probe_dataset
+    from .linear_probe import linear_probe_dataset
 
     try:
         return linear_probe_dataset(clip, ds, split="test", train_split="train",

@@ -83,10 +83,11 @@ def test_linear_probe_fits_on_train_and_reports_test_top1(cli, micro_clip, colou
 
 
 def test_confused_file_is_what_generate_reads(cli, colours, tmp_path):
-    generation = pytest.importorskip("pcclip_cli.generation")
+    from pcclip_cli.generation_plan import read_class_pairs
+
     confused = tmp_path / "confused.jsonl"
     cli("classify", "--dataset", colours, "--model", "pcclip-micro", "--confused-out", confused)
-    pairs = generation.read_class_pairs(confused)
+    pairs = read_class_pairs(confused)
     assert pairs and all(len(p) == 2 for p in pairs)
 
 
@@ -114,7 +115,6 @@ def test_comparative_prompting_is_eq3_on_the_template(cli, micro_clip, colours, 
 
 
 def test_comparative_auto_generates_both_directions(cli, colours, tmp_path):
-    pytest.importorskip("pcclip_cli.generation")
     saved = tmp_path / "auto.jsonl"
     out = cli("classify", "--dataset", colours, "--model", "pcclip-micro", "--comparative", "auto", "--llm",
               "template", "--top-k", 2, "--save-comparatives", saved, "--json").json()
@@ -211,7 +211,6 @@ def test_named_dataset_needs_its_files(cli, tmp_path):
 
 
 def test_auto_with_nothing_confused_reports_a_skip(micro_clip, world):
-    pytest.importorskip("pcclip_cli.generation")
     from pcclip_cli.classification import ClassifyOptions, classify
     from pcclip_cli.tasks import Dataset, LabeledImage
 
