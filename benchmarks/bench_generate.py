@@ -286,6 +286,7 @@ def main() -> None:
                 n = args.hf_batch_size if hf else args.batch_size
                 results["batched"].append(batched_vs_single(name, reqs[: max(args.items, n) if hf else args.items],
                                                             args.max_tokens, n, opts))
+                print(json.dumps({"batched_row": results["batched"][-1]}), flush=True)  # kept if a later one dies
         if "openai" in sections:
             server = BatchingServer(args.server_llm, max_batch=args.concurrency,
                                     **backend_options(args.server_llm, args))
