@@ -261,6 +261,8 @@ def main() -> None:
     ap.add_argument("--hf-batch-size", type=int, default=64, help="items per batch for transformers models")
     ap.add_argument("--hf-dtype", default="bfloat16", help="transformers dtype (bfloat16 uses AMX where present)")
     ap.add_argument("--server-llm", default="smollm2-135m-hf", help="the local batching server's model")
+    ap.add_argument("--server-window-ms", type=float, default=10.0,
+                    help="how long the server gathers requests after the first before decoding them together")
     ap.add_argument("--skip-transformers", action="store_true", help="skip the ~30 s GGUF dequantisation")
     ap.add_argument("--rss-images", type=int, default=1000)
     ap.add_argument("--sections", default="batched,openai,tokens,rerun,rss",
@@ -289,7 +291,7 @@ def main() -> None:
                 print(json.dumps({"batched_row": results["batched"][-1]}), flush=True)  # kept if a later one dies
         if "openai" in sections:
             server = BatchingServer(args.server_llm, max_batch=args.concurrency,
-                                    **backend_options(args.server_llm, args))
+                                    window_s=args.server_window_ms / 1000, **backend_options(args.server_llm, args))
             try:
                 results["openai_concurrency"] = openai_ratio(server.url, reqs[: 2 * args.concurrency],
                                                              args.max_tokens, args.concurrency, args.rounds)
