@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ..generation_plan import Kind
+from ..llm.hf import Dtype
 from .console import JsonOption, emit_json, err, progress_bar, warn
-
-
-class DtypeChoice(str, enum.Enum):
-    bfloat16 = "bfloat16"
-    float16 = "float16"
-    float32 = "float32"
-
-
-class KindChoice(str, enum.Enum):
-    pairs = "pairs"
-    classes = "classes"
-    descriptions = "descriptions"
 
 
 def command(
     llm: Annotated[str, typer.Option(help="LLM name (see `pcclip models`), a .gguf path, or BACKEND:TARGET.")],
     out: Annotated[Path, typer.Option(help="Output JSONL; appended to, and resumed if it exists.")],
     captions: Annotated[Path | None, typer.Option(help="captions.jsonl (for --kind pairs).")] = None,
-    kind: Annotated[KindChoice, typer.Option(help="What to generate.")] = KindChoice.pairs,
+    kind: Annotated[Kind, typer.Option(help="What to generate.")] = Kind.pairs,
     classes: Annotated[Path | None, typer.Option(
         help="Class names one per line (.txt), or a JSONL of class pairs with first/second.")] = None,
     pairs: Annotated[int | None, typer.Option(help="Seeded random ordered pairs instead of all of them.")] = None,
@@ -49,7 +38,7 @@ def command(
     threads: Annotated[int | None, typer.Option(help="CPU threads (llamacpp; default all cores).")] = None,
     grammar: Annotated[Path | None, typer.Option(
         help="GBNF grammar every completion must follow (llamacpp), e.g. pcclip_cli/prompts/shapes.gbnf.")] = None,
-    dtype: Annotated[DtypeChoice | None, typer.Option(
+    dtype: Annotated[Dtype | None, typer.Option(
         help="Weights' dtype (transformers; default bfloat16 on GPU, float32 on CPU). bfloat16 on a CPU with "
              "AMX (Xeon Sapphire Rapids and later) is several times faster.")] = None,
     chat: Annotated[bool, typer.Option(
@@ -86,7 +75,7 @@ def command(
         if backend not in ("transformers", "llamacpp"):
             raise PcclipError(f"--chat applies to the transformers and llamacpp backends; {llm} uses {backend}")
         given["chat"] = True
-    if kind is KindChoice.descriptions and n > 1 and temperature == 0:
+    if kind is Kind.descriptions and n > 1 and temperature == 0:
         warn("--n > 1 at --temperature 0 repeats the same greedy description; set --temperature 0.7 or so")
     cfg = GenerateConfig(llm=llm, out=out, kind=kind.value, captions=captions, classes=classes, pairs=pairs,
                          images=images, seed=seed, prompt=prompt, max_tokens=max_tokens, temperature=temperature,

@@ -7,6 +7,7 @@ A `.gguf` target is read through transformers' GGUF support (dequantised), which
 from __future__ import annotations
 
 import contextlib
+import enum
 import functools
 import os
 import threading
@@ -20,6 +21,14 @@ _CACHE: dict[tuple, tuple] = {}
 _LOCK = threading.Lock()
 
 
+class Dtype(str, enum.Enum):
+    """The weights' type (`--dtype`)."""
+
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+    float32 = "float32"
+
+
 @dataclass(frozen=True)
 class TransformersOptions:
     device: str | None = None  # cpu | cuda | auto; default: PCCLIP_DEVICE
@@ -30,8 +39,8 @@ class TransformersOptions:
     def __post_init__(self):
         if self.device not in (None, "cpu", "cuda", "auto"):
             raise PcclipError(f"device must be cpu, cuda or auto, got {self.device!r}")
-        if self.dtype not in (None, "bfloat16", "float16", "float32"):
-            raise PcclipError(f"dtype must be bfloat16, float16 or float32, got {self.dtype!r}")
+        if self.dtype is not None and self.dtype not in {d.value for d in Dtype}:
+            raise PcclipError(f"dtype must be {', '.join(d.value for d in Dtype)}, got {self.dtype!r}")
 
 
 def _resolve_device(choice: str | None) -> str:
