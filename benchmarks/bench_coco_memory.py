@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 ARMS = {
-    "baseline": "import pcclip_cli.datasets.captions",
+    "baseline": "import pcclip_cli.data.datasets.captions",
     "json.load": (
         "import json\n"
         "doc = json.load(open(ANN, encoding='utf-8'))\n"
@@ -37,9 +37,9 @@ ARMS = {
         "for a in doc['annotations']:\n"
         "    caps.setdefault(a['image_id'], []).append(' '.join(a['caption'].split()))\n"
     ),
-    "stream": ("from pcclip_cli.datasets.captions import convert_coco\n"
+    "stream": ("from pcclip_cli.data.datasets.captions import convert_coco\n"
                "convert_coco(ANN, IMAGES, OUT)\n"),
-    "stream --images 1000": ("from pcclip_cli.datasets.captions import CaptionsOptions, convert_coco\n"
+    "stream --images 1000": ("from pcclip_cli.data.datasets.captions import CaptionsOptions, convert_coco\n"
                              "convert_coco(ANN, IMAGES, OUT, CaptionsOptions(images=1000))\n"),
 }
 

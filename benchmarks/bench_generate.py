@@ -36,8 +36,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 def requests_for(world: Path, n: int):
-    from pcclip_cli.generation_plan import GenerateConfig, pairs_plan
-    from pcclip_cli.prompts import load_prompt
+    from pcclip_cli.generation.plan import GenerateConfig, pairs_plan
+    from pcclip_cli.generation.prompts import load_prompt
 
     cfg = GenerateConfig(llm="template", out=None, captions=world / "captions.jsonl", pairs=n, seed=0)
     return list(pairs_plan(cfg, load_prompt("shapes")).items())
@@ -60,7 +60,7 @@ def tokens_per_s(name: str, reqs, max_tokens: int, **opts) -> dict:
 
 
 def rerun_cost(world: Path, tmp: Path, llm: str, pairs: int, max_tokens: int) -> dict:
-    from pcclip_cli.generation import GenerateConfig, generate
+    from pcclip_cli.generation.run import GenerateConfig, generate
 
     out = tmp / f"rerun-{llm}.jsonl"
     cfg = dict(llm=llm, out=out, captions=world / "captions.jsonl", pairs=pairs, prompt="shapes",
@@ -217,8 +217,8 @@ def batched_vs_single(name: str, reqs, max_tokens: int, batch_size: int, opts: d
 _RSS_CODE = r"""
 import json, sys
 from pathlib import Path
-from pcclip_cli.generation_plan import GenerateConfig, pairs_plan
-from pcclip_cli.prompts import load_prompt
+from pcclip_cli.generation.plan import GenerateConfig, pairs_plan
+from pcclip_cli.generation.prompts import load_prompt
 mode, captions = sys.argv[1], Path(sys.argv[2])
 plan = pairs_plan(GenerateConfig(llm="template", out=None, captions=captions), load_prompt("coco"))
 n = 0
@@ -270,7 +270,7 @@ def main() -> None:
     args = ap.parse_args()
     sections = set(args.sections.split(","))
 
-    from pcclip_cli.shapes import WorldConfig, build_world
+    from pcclip_cli.data.shapes import WorldConfig, build_world
 
     results: dict = {"cpus": os.cpu_count(), "load_avg_start": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory() as d:

@@ -36,8 +36,8 @@ def sklearn_probe(train, test, C=10.0):
 
 
 def torch_probe(train, test, C=10.0, steps=200):
-    """The loop `pcclip eval --linear-probe` runs (pcclip_cli.metrics), on the same data."""
-    from pcclip_cli.metrics import _fit_softmax
+    """The loop `pcclip eval --linear-probe` runs (pcclip_cli.evaluation.metrics), on the same data."""
+    from pcclip_cli.evaluation.metrics import _fit_softmax
 
     predict = _fit_softmax(train[0], train[1], int(train[1].max()) + 1, C, steps)
     return float(np.mean(predict(test[0]) == test[1]))

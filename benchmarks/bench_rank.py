@@ -51,8 +51,8 @@ def main() -> None:
 
     import numpy as np
 
-    from pcclip_cli.attributes import expand_attribute
-    from pcclip_cli.evaluation import attribute_scores, order_by_scores, rank_score
+    from pcclip_cli.data.attributes import expand_attribute
+    from pcclip_cli.evaluation.formulas import attribute_scores, order_by_scores, rank_score
     from pcclip_cli.models import load_clip
 
     t0 = time.perf_counter()

@@ -80,10 +80,10 @@ def main() -> None:
     import torch
     import torch.nn.functional as F
 
-    from pcclip_cli.data import open_image
+    from pcclip_cli.clip.text_trim import encode_text
+    from pcclip_cli.data.records import open_image
+    from pcclip_cli.data.shapes import WorldConfig, build_world
     from pcclip_cli.models import load_clip
-    from pcclip_cli.shapes import WorldConfig, build_world
-    from pcclip_cli.text_trim import encode_text
     from pcclip_cli.training import TrainConfig, Trainer
     from pcclip_cli.training.config import Precision
     from pcclip_cli.training.losses import contrastive_loss

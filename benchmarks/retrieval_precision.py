@@ -26,7 +26,7 @@ TEMPLATE_SETS = ["single-sentence", "default"]
 
 
 def has_attribute(meta: dict, word: str) -> bool:
-    from pcclip_cli.shapes import image_has
+    from pcclip_cli.data.shapes import image_has
 
     return image_has(meta.get("attributes") or {}, COMPARATIVES.get(word, word))
 
@@ -107,7 +107,7 @@ def main():
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    from pcclip_cli.shapes import WorldConfig, build_world, default_world_dir
+    from pcclip_cli.data.shapes import WorldConfig, build_world, default_world_dir
 
     world = args.world.resolve() if args.world else None
     if world is None:

@@ -15,8 +15,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .errors import PcclipError
-from .io import write_json_atomic
+from .core.errors import PcclipError
+from .core.io import write_json_atomic
 
 TEMPLATE_PAIRS = 5_000
 LLM_PAIRS = 120  # a real LLM on 2 CPU cores writes about one comparative a second
@@ -111,13 +111,13 @@ def _retrieval(out: Path, world: Path, base_clip, pc_spec: str, progress) -> dic
 
 def run_demo(cfg: DemoConfig, *, progress=None, warn=None) -> dict:
     """Run (or resume) the demo; returns the comparison and writes OUT/demo.json."""
-    from .filtering import FilterConfig, filter_file
+    from .clip.spec import SHAPES_MODELS
+    from .data.shapes import WorldConfig, build_world
+    from .evaluation.suite import SuiteOptions, run_suite
+    from .filtering.rules import FilterConfig, filter_file
     from .finetune import train
-    from .generation import GenerateConfig, prepare
-    from .model_spec import SHAPES_MODELS
+    from .generation.run import GenerateConfig, prepare
     from .models import ensure_shapes_model, load_clip
-    from .shapes import WorldConfig, build_world
-    from .suite import SuiteOptions, run_suite
     from .training import TrainConfig, run_info
 
     out = Path(cfg.out)

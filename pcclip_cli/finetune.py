@@ -12,8 +12,8 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from .checkpoints import read_checkpoint_meta, save_checkpoint
-from .errors import CheckpointError, PcclipError
+from .clip.checkpoints import read_checkpoint_meta, save_checkpoint
+from .core.errors import CheckpointError, PcclipError
 from .models import load_clip, resolve_device
 from .training.averaging import average_state_dicts
 from .training.config import Init, TrainConfig, read_config_file, resolve_config, resume_config

@@ -5,10 +5,9 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from .checkpoints import META_FILE, find_checkpoints, load_checkpoint, read_checkpoint_meta
-from .errors import CheckpointError
-from .loaded_clip import LoadedClip, from_architecture
-from .model_spec import (
+from .clip.checkpoints import META_FILE, find_checkpoints, load_checkpoint, read_checkpoint_meta
+from .clip.loaded import LoadedClip, from_architecture
+from .clip.spec import (
     PAPER_MODEL,
     SHAPES_MODEL,
     SHAPES_MODELS,
@@ -22,8 +21,9 @@ from .model_spec import (
     parse_spec,
     resolve_device,
 )
-from .paths import models_dir
-from .shapes_model import describe_recipe, ensure_shapes_model, shapes_model_dir
+from .core.errors import CheckpointError
+from .core.paths import models_dir
+from .training.shapes_recipe import describe_recipe, ensure_shapes_model, shapes_model_dir
 
 __all__ = ["LoadedClip", "load_clip", "list_models", "parse_spec", "resolve_device", "SHAPES_MODEL", "PAPER_MODEL",
            "SpecKind", "shapes_model_dir", "ensure_shapes_model"]

@@ -54,7 +54,7 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def world(tmp_path_factory) -> Path:
     """A 60-image shapes world shared by the session (read-only: copy it to modify)."""
-    from pcclip_cli.shapes import WorldConfig, build_world
+    from pcclip_cli.data.shapes import WorldConfig, build_world
 
     out = tmp_path_factory.mktemp("worlds") / "w60"
     build_world(out, WorldConfig(images=60, seed=0))
@@ -123,7 +123,7 @@ def shapes_clip(world):
     """A small `shapes-clip` (pcclip-micro trained from random init on the `world` fixture's captions, a few
     seconds), installed in this session's PCCLIP_HOME so tests can pass `--model shapes-clip` cheaply."""
     from pcclip_cli.models import load_clip, shapes_model_dir
-    from pcclip_cli.shapes_model import ShapesRecipe, train_shapes_base
+    from pcclip_cli.training.shapes_recipe import ShapesRecipe, train_shapes_base
 
     train_shapes_base(shapes_model_dir(), recipe=ShapesRecipe.for_tests(), world_dir=world)
     return load_clip("shapes-clip", "cpu")

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from conftest import assert_clean_error
-from pcclip_cli.audit import audit_records, differences, read_attributes, score
-from pcclip_cli.statements import load_vocabulary, parse
+from pcclip_cli.filtering.audit import audit_records, differences, read_attributes, score
+from pcclip_cli.filtering.statements import load_vocabulary, parse
 
 RED_SMALL_CIRCLE = {"count": 1, "objects": [{"colour": "red", "size": "small", "shape": "circle"}]}
 BLUE_LARGE_SQUARE = {"count": 1, "objects": [{"colour": "blue", "size": "large", "shape": "square"}]}

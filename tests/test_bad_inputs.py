@@ -28,7 +28,7 @@ MODEL = ["--model", "pcclip-micro"]  # never the default shapes-clip: it would b
 @pytest.fixture(scope="module")
 def assets(world, tmp_path_factory):
     """Read-only inputs shared by the cases, outside their working directories: a micro checkpoint, an index."""
-    from pcclip_cli.checkpoints import save_checkpoint
+    from pcclip_cli.clip.checkpoints import save_checkpoint
     from pcclip_cli.models import load_clip
     from pcclip_cli.retrieval import build_index
 
@@ -322,8 +322,8 @@ def test_a_decompression_bomb_is_skipped_like_any_bad_image(cli, assets, tmp_pat
 
 def test_inputs_with_a_byte_order_mark_read_as_utf8(tmp_path):
     """JSONL and TOML files that start with a UTF-8 BOM (as some editors write them) read like plain UTF-8."""
-    from pcclip_cli.config import load_toml
-    from pcclip_cli.data import read_captions
+    from pcclip_cli.core.config import load_toml
+    from pcclip_cli.data.records import read_captions
 
     captions = tmp_path / "captions.jsonl"
     captions.write_bytes(b"\xef\xbb\xbf" + json.dumps({"image": "a.png", "caption": "a red circle"}).encode() + b"\n"

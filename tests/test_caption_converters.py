@@ -6,8 +6,8 @@ import fixtures_datasets as fx
 import pytest
 
 from conftest import REPO, assert_clean_error
-from pcclip_cli.data import read_captions
-from pcclip_cli.datasets.json_stream import JsonObjectStream
+from pcclip_cli.data.datasets.json_stream import JsonObjectStream
+from pcclip_cli.data.records import read_captions
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from conftest import assert_clean_error
-from pcclip_cli.embeddings import embed_images
-from pcclip_cli.evaluation import apply_comparatives
-from pcclip_cli.tasks import load_dataset
+from pcclip_cli.clip.embeddings import embed_images
+from pcclip_cli.data.tasks import load_dataset
+from pcclip_cli.evaluation.formulas import apply_comparatives
 
 TEMPLATE = "This is a photo of a {}."
 
@@ -63,7 +63,7 @@ def test_zero_shot_matches_direct_argmax(cli, micro_clip, colours, tmp_path):
 
 
 def test_linear_probe_fits_on_train_and_reports_test_top1(cli, micro_clip, colours):
-    from pcclip_cli.metrics import holdout_split, linear_probe
+    from pcclip_cli.evaluation.metrics import holdout_split, linear_probe
 
     out = cli("classify", "--dataset", colours, "--model", "pcclip-micro", "--linear-probe", "--json").json()
     p = out["linear_probe"]
@@ -83,7 +83,7 @@ def test_linear_probe_fits_on_train_and_reports_test_top1(cli, micro_clip, colou
 
 
 def test_confused_file_is_what_generate_reads(cli, colours, tmp_path):
-    from pcclip_cli.generation_plan import read_class_pairs
+    from pcclip_cli.generation.plan import read_class_pairs
 
     confused = tmp_path / "confused.jsonl"
     cli("classify", "--dataset", colours, "--model", "pcclip-micro", "--confused-out", confused)
@@ -211,8 +211,8 @@ def test_named_dataset_needs_its_files(cli, tmp_path):
 
 
 def test_auto_with_nothing_confused_reports_a_skip(micro_clip, world):
-    from pcclip_cli.classification import ClassifyOptions, classify
-    from pcclip_cli.tasks import Dataset, LabeledImage
+    from pcclip_cli.data.tasks import Dataset, LabeledImage
+    from pcclip_cli.evaluation.classification import ClassifyOptions, classify
 
     # Label every test image with the class the model predicts for it: a real model that confuses nothing.
     ds, g, _, f = direct(micro_clip, world / "classes" / "shape.jsonl")

@@ -51,7 +51,7 @@ def test_cuda_requested_without_gpu_is_a_clean_error(run_pcclip):
     result = run_pcclip("--device", "cuda", "models", "--json", env={"PCCLIP_DEVICE": ""})
     # `models` does not load a model, so it must succeed; loading one must fail cleanly.
     assert result.code == 0
-    from pcclip_cli.errors import PcclipError
+    from pcclip_cli.core.errors import PcclipError
     from pcclip_cli.models import resolve_device
 
     try:

@@ -56,7 +56,7 @@ def test_default_index_is_rebuilt_when_its_model_changed(tiny_default):
 def test_the_shipped_default_is_shapes_clip_on_its_own_world():
     spec = di.DefaultIndexSpec()
     from pcclip_cli.cli.rank import DEFAULT_MODEL
-    from pcclip_cli.shapes_model import ShapesRecipe
+    from pcclip_cli.training.shapes_recipe import ShapesRecipe
 
     assert spec.model == DEFAULT_MODEL and spec.split == "test"
     assert (spec.world_images, spec.world_seed) == (ShapesRecipe().images, ShapesRecipe().seed)

@@ -6,9 +6,9 @@ import shutil
 import numpy as np
 import pytest
 
-from pcclip_cli.data import OnError, collect_images, read_captions
-from pcclip_cli.embeddings import embed_images
-from pcclip_cli.errors import DataError
+from pcclip_cli.clip.embeddings import embed_images
+from pcclip_cli.core.errors import DataError
+from pcclip_cli.data.records import OnError, collect_images, read_captions
 
 
 @pytest.fixture

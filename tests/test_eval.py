@@ -62,8 +62,8 @@ def test_eval_json_has_every_embedding_metric(suite):
 
 
 def test_zero_shot_topk_equals_a_direct_computation(suite, world, micro_clip):
-    from pcclip_cli.embeddings import embed_images
-    from pcclip_cli.tasks import load_dataset
+    from pcclip_cli.clip.embeddings import embed_images
+    from pcclip_cli.data.tasks import load_dataset
 
     for name in ("shape", "colour_shape"):
         ds = load_dataset(world / "classes" / f"{name}.jsonl")
@@ -82,7 +82,7 @@ def test_zero_shot_topk_equals_a_direct_computation(suite, world, micro_clip):
 
 
 def test_geometry_and_clipscore_equal_a_direct_computation(suite, world, micro_clip):
-    from pcclip_cli.embeddings import embed_images
+    from pcclip_cli.clip.embeddings import embed_images
 
     rows = [json.loads(line) for line in (world / "captions.jsonl").read_text().splitlines()]
     test = [r for r in rows if r["split"] == "test"]
@@ -104,7 +104,7 @@ def test_geometry_and_clipscore_equal_a_direct_computation(suite, world, micro_c
 
 
 def test_linear_probe_names_its_splits(suite, world):
-    from pcclip_cli.tasks import load_dataset
+    from pcclip_cli.data.tasks import load_dataset
 
     for name in ("shape", "colour", "colour_shape"):
         ds = load_dataset(world / "classes" / f"{name}.jsonl")
@@ -150,7 +150,7 @@ def test_paper_suite_gets_topk_probe_and_clipscore_where_the_data_allows(cli, wo
 
 
 def test_probe_defaults_and_flag():
-    from pcclip_cli.suite import SuiteOptions
+    from pcclip_cli.evaluation.suite import SuiteOptions
 
     assert SuiteOptions().linear_probe is True
     assert SuiteOptions(suite="paper", data_root="x").linear_probe is False
@@ -168,7 +168,7 @@ def test_suite_is_reproducible_and_tables_go_to_stderr(cli, suite, world, tmp_pa
     assert again["summary"] == suite["summary"] and again["settings"]["seed"] == 0
     assert again["tags"] == {"scope": "text", "llm": "template"}
     # The saved result is what `pcclip report` reads: tags become the arm, /se keys its error bars.
-    from pcclip_cli.reporting import read_result
+    from pcclip_cli.evaluation.report import read_result
 
     run = read_result(out)
     assert run.settings["scope"] == "text"

@@ -120,7 +120,7 @@ def finish(cmd: list[str], env: dict | None = None) -> dict:
 
 def test_template_generate_survives_20_kills(world, tmp_path):
     """Every ordered pair of 150 captions, killed 20 times: the result is the uninterrupted run's, exactly."""
-    from pcclip_cli.generation import GenerateConfig, generate
+    from pcclip_cli.generation.run import GenerateConfig, generate
 
     # 150 captions (the world's 60, repeated under new ids): 22,350 ordered pairs, about 2 s of generation, so
     # the kills land inside the run and not only in interpreter start-up.
@@ -152,7 +152,7 @@ def test_template_generate_survives_20_kills(world, tmp_path):
 
 
 def _smollm2_generate(world, tmp_path, pairs: int, kills: int, seed: int, batch_size: int = 1):
-    from pcclip_cli.generation import GenerateConfig, generate
+    from pcclip_cli.generation.run import GenerateConfig, generate
 
     captions = world / "captions.jsonl"
     plan = tmp_path / "plan.jsonl"  # the keys of the same plan, from the template backend (instant)
@@ -366,13 +366,13 @@ class LocalLLMServer:
 
 
 def _openai_generate(world, tmp_path, faults, concurrency: int, pairs: int = 6):
-    from pcclip_cli.generation import GenerateConfig, generate
+    from pcclip_cli.generation.run import GenerateConfig, generate
 
     captions = world / "captions.jsonl"
     plan = tmp_path / "plan.jsonl"
     generate(GenerateConfig(llm="template", captions=captions, out=plan, pairs=pairs, seed=4))
     out = tmp_path / "openai.jsonl"
-    from pcclip_cli.prompts import load_prompt
+    from pcclip_cli.generation.prompts import load_prompt
 
     warm = load_prompt("shapes").render(first_caption="a red circle", second_caption="a blue star")
     # A stalled request is held far longer than any timeout; the client gives up on it at its timeout.

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import assert_clean_error
-from pcclip_cli.errors import PcclipError
-from pcclip_cli.filtering import FilterConfig, SemanticOptions, filter_file, load_rules
+from pcclip_cli.core.errors import PcclipError
+from pcclip_cli.filtering.rules import FilterConfig, SemanticOptions, filter_file, load_rules
 
 GOOD = "The cat is smaller and is the color black, while the dog is larger and is white."
 

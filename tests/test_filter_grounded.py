@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from conftest import assert_clean_error
-from pcclip_cli.filtering import filter_records, load_rules
+from pcclip_cli.filtering.rules import filter_records, load_rules
 
 
 def rec(text, first="a tiny red circle", second="a big blue square", **extra):
@@ -44,7 +44,7 @@ def test_undecidable_texts_are_kept():
 
 
 def test_a_user_vocabulary_extends_the_words(tmp_path):
-    from pcclip_cli.paths import PROMPTS_DIR
+    from pcclip_cli.core.paths import PROMPTS_DIR
 
     vocab = (PROMPTS_DIR / "vocabulary.toml").read_text().replace('pink = ["pink"]', 'pink = ["pink", "rosy"]')
     (tmp_path / "words.toml").write_text(vocab)
@@ -58,7 +58,7 @@ def test_a_user_vocabulary_extends_the_words(tmp_path):
 
 
 def test_a_malformed_vocabulary_is_one_error_line(run_pcclip, tmp_path):
-    from pcclip_cli.paths import PROMPTS_DIR
+    from pcclip_cli.core.paths import PROMPTS_DIR
 
     (tmp_path / "words.toml").write_text("[colour]\nred = []\n")
     rules = (PROMPTS_DIR / "filter_rules.toml").read_text().replace(

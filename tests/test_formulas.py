@@ -6,7 +6,7 @@ import statistics
 import numpy as np
 import pytest
 
-from pcclip_cli import evaluation as ev
+from pcclip_cli.evaluation import formulas as ev
 
 SQ2 = math.sqrt(2.0)
 

@@ -12,8 +12,13 @@ from pathlib import Path
 import pytest
 
 from conftest import assert_clean_error
-from pcclip_cli.errors import PcclipError
-from pcclip_cli.generation import GenerateConfig, generate, generate_class_comparatives, generate_descriptions
+from pcclip_cli.core.errors import PcclipError
+from pcclip_cli.generation.run import (
+    GenerateConfig,
+    generate,
+    generate_class_comparatives,
+    generate_descriptions,
+)
 
 FIELDS = {"key", "kind", "first", "second", "first_caption", "second_caption", "text", "llm", "backend", "prompt",
           "prompt_sha256", "params"}

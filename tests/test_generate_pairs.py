@@ -8,8 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pcclip_cli.errors import PcclipError
-from pcclip_cli.pairs import Permutation, Shard, iter_pairs, pair_at, pair_count, pair_position, parse_shard
+from pcclip_cli.core.errors import PcclipError
+from pcclip_cli.data.pairs import (
+    Permutation,
+    Shard,
+    iter_pairs,
+    pair_at,
+    pair_count,
+    pair_position,
+    parse_shard,
+)
 
 
 @given(st.integers(2, 400), st.data())

@@ -6,7 +6,7 @@ import json
 import re
 
 from conftest import assert_clean_error
-from pcclip_cli.paths import PROMPTS_DIR
+from pcclip_cli.core.paths import PROMPTS_DIR
 
 WORD = r"(?:image|shape|picture)"
 OBJECT = (r"(?:an? (?:(?:small|medium|large) )?(?:(?:red|orange|yellow|green|blue|purple) )?"

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from pcclip_cli.errors import PcclipError
+from pcclip_cli.core.errors import PcclipError
 from pcclip_cli.retrieval import (
     MANIFEST_FILE,
     IndexType,

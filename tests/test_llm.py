@@ -7,11 +7,11 @@ import sys
 
 import pytest
 
-from pcclip_cli import shapes
-from pcclip_cli.errors import DataError, PcclipError, UnknownModelError
+from pcclip_cli.core.errors import DataError, PcclipError, UnknownModelError
+from pcclip_cli.data import shapes
+from pcclip_cli.generation.prompts import load_prompt
 from pcclip_cli.llm import Params, Request, get_llm, list_llms
 from pcclip_cli.llm.registry import resolve, smollm2_path
-from pcclip_cli.prompts import load_prompt
 
 CAPTIONS = [("a small red circle", "a big blue star"), ("a tiny green square", "a huge green square"),
             ("a photo of a large purple star", "there is a small star coloured purple")]
@@ -119,7 +119,7 @@ def test_max_tokens_cuts_the_completion():
 def test_import_of_the_registry_stays_light():
     import subprocess
 
-    code = ("import sys, pcclip_cli.llm, pcclip_cli.generation, pcclip_cli.filtering; "
+    code = ("import sys, pcclip_cli.llm, pcclip_cli.generation.run, pcclip_cli.filtering.rules; "
             "print(sorted(m for m in ('torch', 'llama_cpp', 'transformers', 'openai', 'numpy', "
             "'sentence_transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -11,8 +11,8 @@ from pcclip_cli.llm import Params, get_llm
 
 @pytest.fixture(scope="module")
 def world_requests(world):
-    from pcclip_cli.generation_plan import GenerateConfig, pairs_plan
-    from pcclip_cli.prompts import load_prompt
+    from pcclip_cli.generation.plan import GenerateConfig, pairs_plan
+    from pcclip_cli.generation.prompts import load_prompt
 
     cfg = GenerateConfig(llm="template", out=None, captions=Path(world) / "captions.jsonl", pairs=5, seed=5)
     return list(pairs_plan(cfg, load_prompt("shapes")).items())
@@ -45,7 +45,7 @@ def test_batched_sampling_is_seeded_per_item(world_requests):
 
 
 def test_a_prompt_longer_than_the_context_is_a_clean_error(world_requests):
-    from pcclip_cli.errors import PcclipError
+    from pcclip_cli.core.errors import PcclipError
 
     llm = get_llm("smollm2-135m", n_ctx=256)
     with pytest.raises(PcclipError, match="exceeds the context of 256 tokens"):
@@ -55,7 +55,7 @@ def test_a_prompt_longer_than_the_context_is_a_clean_error(world_requests):
 def test_chat_template_from_the_gguf(world_requests):
     """--chat wraps each prompt in the GGUF's own template, batched and one at a time alike; a GGUF without a
     template (Gemma 3 base) is one error naming the fix."""
-    from pcclip_cli.errors import DataError
+    from pcclip_cli.core.errors import DataError
 
     llm = get_llm("smollm2-135m", n_threads=1, chat=True)
     try:

@@ -17,7 +17,7 @@ import pytest
 from test_llm import shapes_requests
 
 from conftest import CliResult, assert_clean_error
-from pcclip_cli.errors import PcclipError
+from pcclip_cli.core.errors import PcclipError
 from pcclip_cli.llm import Params, get_llm
 from pcclip_cli.llm.openai_api import BackendUnavailable
 from pcclip_cli.llm.registry import smollm2_path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from test_llm import shapes_requests
 
-from pcclip_cli.errors import DataError
+from pcclip_cli.core.errors import DataError
 from pcclip_cli.llm import Params, get_llm
 
 CORPUS = ["Q: What is the visual difference between an image captioned with a small red circle and a big star?",

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from pcclip_cli.errors import PcclipError
+from pcclip_cli.core.errors import PcclipError
 from pcclip_cli.training.losses import (
     LossConfig,
     LossKind,

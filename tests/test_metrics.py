@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from pcclip_cli.metrics import (
+from pcclip_cli.evaluation.metrics import (
     alignment,
     caption_metrics,
     clip_score,

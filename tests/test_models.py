@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from pcclip_cli.checkpoints import read_checkpoint_meta, save_checkpoint
-from pcclip_cli.errors import CheckpointError, UnknownModelError
+from pcclip_cli.clip.checkpoints import read_checkpoint_meta, save_checkpoint
+from pcclip_cli.core.errors import CheckpointError, UnknownModelError
 from pcclip_cli.models import PAPER_MODEL, SpecKind, load_clip, parse_spec
 
 
@@ -151,7 +151,7 @@ def test_models_command_lists_builtins(cli, tmp_path, micro_clip):
 def test_offline_hub_model_gives_clean_error(run_pcclip, tmp_path):
     # Loading the paper's model without a hub must fail with one line that says why, not hang or trace back.
     code = ("from pcclip_cli.models import load_clip\n"
-            "from pcclip_cli.errors import PcclipError\n"
+            "from pcclip_cli.core.errors import PcclipError\n"
             "try:\n    load_clip('RN50:openai', 'cpu')\nexcept PcclipError as e:\n    print('ERR', e)\n")
     import subprocess
     import sys

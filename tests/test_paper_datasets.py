@@ -7,7 +7,7 @@ import fixtures_datasets as fx
 import pytest
 
 from conftest import REPO, assert_clean_error
-from pcclip_cli.datasets.base import load_dataset
+from pcclip_cli.data.datasets.base import load_dataset
 
 TASKS = REPO / "examples" / "tasks"
 MODEL = ("--model", "pcclip-micro")
@@ -182,7 +182,7 @@ def test_eval_sets_the_papers_figures_beside_its_own(cli, roots, tmp_path):
     """Tables 1, 2, 3 and 6 of the paper in the JSON and on stderr, beside this run's numbers in the same units."""
     import shutil
 
-    from pcclip_cli.paper_figures import paper_figures
+    from pcclip_cli.evaluation.paper_figures import paper_figures
 
     root = tmp_path / "data"
     for name in ("cifar100", "flowers102"):

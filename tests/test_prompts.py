@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pcclip_cli.errors import PcclipError
-from pcclip_cli.prompts import PLACEHOLDERS, list_prompts, load_prompt, make_prompt
+from pcclip_cli.core.errors import PcclipError
+from pcclip_cli.generation.prompts import PLACEHOLDERS, list_prompts, load_prompt, make_prompt
 
 
 def test_shipped_prompts_cover_the_paper_and_the_shapes_world():

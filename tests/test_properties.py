@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from pcclip_cli.errors import DataError, PcclipError
+from pcclip_cli.core.errors import DataError, PcclipError
 
 FAST = settings(max_examples=int(os.environ.get("PCCLIP_HYPOTHESIS_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -36,7 +36,7 @@ def _records(items: list[str]) -> list[tuple[int, dict]]:
 @FAST
 @given(items=st.lists(texts, max_size=12), min_chars=st.one_of(st.none(), st.integers(0, 120)))
 def test_filter_never_crashes_and_twice_is_once(items, min_chars):
-    from pcclip_cli.filtering import filter_records, load_rules
+    from pcclip_cli.filtering.rules import filter_records, load_rules
 
     rules = load_rules(min_chars=min_chars)
     kept, report = filter_records(_records(items), rules)
@@ -75,7 +75,7 @@ chunk = st.one_of(literal, st.sampled_from(["{{", "}}", "{{x}}", "\n", "Q:"]))
 def templates(draw):
     """(kind, template, expected-with-markers): every placeholder of the kind at least once, in random order,
     between literal chunks (escaped braces included)."""
-    from pcclip_cli.prompts import PLACEHOLDERS
+    from pcclip_cli.generation.prompts import PLACEHOLDERS
 
     kind = draw(st.sampled_from(sorted(PLACEHOLDERS)))
     names = list(PLACEHOLDERS[kind]) + draw(st.lists(st.sampled_from(PLACEHOLDERS[kind]), max_size=3))
@@ -91,7 +91,7 @@ def templates(draw):
 @FAST
 @given(spec=templates(), values=st.lists(st.text(max_size=20), min_size=3, max_size=3))
 def test_render_substitutes_exactly_the_placeholders(spec, values):
-    from pcclip_cli.prompts import PLACEHOLDERS, make_prompt
+    from pcclip_cli.generation.prompts import PLACEHOLDERS, make_prompt
 
     kind, parts = spec
     template = "".join(t if k == "lit" else "{" + t + "}" for k, t in parts)
@@ -109,7 +109,7 @@ def test_render_substitutes_exactly_the_placeholders(spec, values):
 @given(kind=st.sampled_from(["pairs", "classes", "descriptions"]), extra=st.text(
     alphabet=string.ascii_letters + "_", min_size=1, max_size=10))
 def test_a_template_with_a_wrong_placeholder_is_refused(kind, extra):
-    from pcclip_cli.prompts import PLACEHOLDERS, make_prompt
+    from pcclip_cli.generation.prompts import PLACEHOLDERS, make_prompt
 
     assume(extra.isidentifier() and extra not in PLACEHOLDERS[kind])
     full = " ".join("{" + p + "}" for p in PLACEHOLDERS[kind])
@@ -134,7 +134,7 @@ def plans(draw):
 @FAST
 @given(plan=plans())
 def test_shards_are_disjoint_and_cover_the_plan(plan):
-    from pcclip_cli.pairs import Shard, iter_pairs, plan_size
+    from pcclip_cli.data.pairs import Shard, iter_pairs, plan_size
 
     n, count, seed, shards = plan
     whole = list(iter_pairs(n, count, seed))
@@ -154,7 +154,7 @@ def test_shards_are_disjoint_and_cover_the_plan(plan):
 @FAST
 @given(plan=plans(), more=st.integers(0, 50))
 def test_a_smaller_sample_is_a_prefix_of_a_larger_one(plan, more):
-    from pcclip_cli.pairs import iter_pairs
+    from pcclip_cli.data.pairs import iter_pairs
 
     n, count, seed, _ = plan
     assume(count is not None)
@@ -165,7 +165,7 @@ def test_a_smaller_sample_is_a_prefix_of_a_larger_one(plan, more):
 @FAST
 @given(size=st.integers(1, 3000), seed=st.integers(0, 2**40))
 def test_the_permutation_is_a_bijection(size, seed):
-    from pcclip_cli.pairs import Permutation
+    from pcclip_cli.data.pairs import Permutation
 
     perm = Permutation(size, seed)
     assert sorted(perm(x) for x in range(size)) == list(range(size))
@@ -175,7 +175,7 @@ def test_the_permutation_is_a_bijection(size, seed):
 @given(text=st.one_of(st.text(max_size=12), st.builds(lambda i, n: f"{i}/{n}", st.integers(-3, 12),
                                                        st.integers(-3, 12))))
 def test_shard_parsing_accepts_i_of_n_and_refuses_the_rest_cleanly(text):
-    from pcclip_cli.pairs import parse_shard
+    from pcclip_cli.data.pairs import parse_shard
 
     try:
         shard = parse_shard(text)
@@ -206,7 +206,7 @@ def scratch(tmp_path_factory):
 @given(recs=st.lists(records, max_size=8), blanks=st.lists(st.sampled_from(["", "  ", "\t", "\r"]), max_size=8),
        crlf=st.booleans(), final_newline=st.booleans(), ascii_only=st.booleans())
 def test_jsonl_reader_round_trips_with_line_numbers(scratch, recs, blanks, crlf, final_newline, ascii_only):
-    from pcclip_cli.io import read_jsonl
+    from pcclip_cli.core.io import read_jsonl
 
     lines, expected = [], []
     for k, rec in enumerate(recs):
@@ -225,7 +225,7 @@ def test_jsonl_reader_round_trips_with_line_numbers(scratch, recs, blanks, crlf,
     [b"{", b"}", b"[", b"]", b'"', b":", b",", b"\n", b"\xff", b"\xef\xbb\xbf", b"1e999", b"NaN", b"{}", b"[]",
      b'{"a": 1}', b"\\u0000", b"\x00"]), max_size=30).map(b"".join))
 def test_jsonl_reader_yields_objects_or_one_clean_error(scratch, data):
-    from pcclip_cli.io import read_jsonl
+    from pcclip_cli.core.io import read_jsonl
 
     scratch.write_bytes(data)
     try:
@@ -236,7 +236,7 @@ def test_jsonl_reader_yields_objects_or_one_clean_error(scratch, data):
 
 
 def test_jsonl_reader_refuses_absurd_nesting_cleanly(scratch):
-    from pcclip_cli.io import read_jsonl
+    from pcclip_cli.core.io import read_jsonl
 
     scratch.write_text('{"a": 1}\n' + "[" * 100_000 + "\n")
     with pytest.raises(DataError, match=":2: JSON nested too deeply"):

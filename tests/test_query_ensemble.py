@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from pcclip_cli.errors import DataError, PcclipError
+from pcclip_cli.core.errors import DataError, PcclipError
 from pcclip_cli.retrieval.ensemble import (
     attribute_ensemble,
     attribute_forms,
@@ -48,7 +48,7 @@ def test_words_without_a_kind_skip_kind_templates_and_sentences_pass_through():
 
 
 def test_the_single_sentence_set_is_the_old_expansion():
-    from pcclip_cli.attributes import expand_attribute
+    from pcclip_cli.data.attributes import expand_attribute
 
     for word in ("larger", "blue", "orange", "small", "shiny"):
         assert attribute_ensemble(word, "single-sentence").sentences == (expand_attribute(word).text,)

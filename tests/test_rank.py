@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from conftest import assert_clean_error
-from pcclip_cli.attributes import expand_attribute
-from pcclip_cli.data import read_captions
-from pcclip_cli.embeddings import embed_images
-from pcclip_cli.evaluation import mean_se
+from pcclip_cli.clip.embeddings import embed_images
+from pcclip_cli.data.attributes import expand_attribute
+from pcclip_cli.data.records import read_captions
+from pcclip_cli.data.tasks import load_task, sample_trials
+from pcclip_cli.evaluation.formulas import mean_se
 from pcclip_cli.retrieval.ensemble import attribute_ensemble
-from pcclip_cli.tasks import load_task, sample_trials
 
 
 @pytest.fixture(scope="module")

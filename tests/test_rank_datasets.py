@@ -5,8 +5,8 @@ import json
 import pytest
 
 from conftest import REPO
-from pcclip_cli.data import read_captions
-from pcclip_cli.tasks import load_dataset, load_task
+from pcclip_cli.data.records import read_captions
+from pcclip_cli.data.tasks import load_dataset, load_task
 
 TASKS = REPO / "examples" / "tasks"
 

@@ -9,8 +9,8 @@ import math
 import pytest
 import torch
 
-from pcclip_cli.checkpoints import load_state_dict_safely
-from pcclip_cli.model_spec import create_random_model
+from pcclip_cli.clip.checkpoints import load_state_dict_safely
+from pcclip_cli.clip.spec import create_random_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -6,7 +6,7 @@ import math
 from PIL import Image
 
 from conftest import assert_clean_error
-from pcclip_cli.reporting import build_report
+from pcclip_cli.evaluation.report import build_report
 
 
 def _result(dirpath, tags, summary):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import assert_clean_error
-from pcclip_cli.attributes import expand_attribute
-from pcclip_cli.embeddings import embed_images
-from pcclip_cli.errors import PcclipError
+from pcclip_cli.clip.embeddings import embed_images
+from pcclip_cli.core.errors import PcclipError
+from pcclip_cli.data.attributes import expand_attribute
 from pcclip_cli.retrieval import (
     ITEMS_FILE,
     MANIFEST_FILE,
@@ -36,7 +36,7 @@ def index_dir(world, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def world_vectors(world, micro_clip):
-    from pcclip_cli.data import read_captions
+    from pcclip_cli.data.records import read_captions
 
     recs = read_captions(world / "captions.jsonl")
     res = embed_images(micro_clip, [r.path for r in recs])
@@ -182,7 +182,7 @@ def text_scope_checkpoint(path, perturb: str):
     """A real checkpoint of pcclip-micro with one tower's weights changed, as a finetune would leave it."""
     import torch
 
-    from pcclip_cli.checkpoints import save_checkpoint
+    from pcclip_cli.clip.checkpoints import save_checkpoint
     from pcclip_cli.models import load_clip
 
     clip = load_clip("pcclip-micro", "cpu", fresh=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CliResult, assert_clean_error
-from pcclip_cli.errors import CheckpointError, DataError
+from pcclip_cli.core.errors import CheckpointError, DataError
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pcclip_cli"
 PICKLERS = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve", "marshal"}
@@ -116,7 +116,7 @@ def test_a_planted_api_key_never_leaks(world, tmp_path, pcclip_home):
 
 
 def test_inside_refuses_paths_that_escape(tmp_path):
-    from pcclip_cli.io import inside
+    from pcclip_cli.core.io import inside
 
     (tmp_path / "a" / "b").mkdir(parents=True)
     assert inside(tmp_path, "a/b/c.json") == (tmp_path / "a" / "b" / "c.json").resolve()
@@ -128,7 +128,7 @@ def test_inside_refuses_paths_that_escape(tmp_path):
 
 
 def _checkpoint(tmp_path: Path, **meta_changes) -> Path:
-    from pcclip_cli.checkpoints import save_checkpoint
+    from pcclip_cli.clip.checkpoints import save_checkpoint
     from pcclip_cli.models import load_clip
 
     clip = load_clip("pcclip-micro", "cpu")
@@ -153,7 +153,7 @@ def test_a_checkpoint_arch_cannot_name_a_file_outside(tmp_path):
 
 
 def test_an_image_fingerprint_cannot_move_the_embedding_cache(tmp_path, world, pcclip_home):
-    from pcclip_cli.embeddings import embed_images
+    from pcclip_cli.clip.embeddings import embed_images
     from pcclip_cli.models import load_clip
 
     target = tmp_path / "evil"
@@ -199,7 +199,7 @@ def test_third_party_pickles_are_read_as_plain_data_only(tmp_path):
 
     import numpy as np
 
-    from pcclip_cli.io import load_plain_pickle
+    from pcclip_cli.core.io import load_plain_pickle
 
     good = tmp_path / "meta"
     good.write_bytes(pickle.dumps({"coarse_label_names": ["fish", "trees"], "data": np.arange(6).reshape(2, 3)}))

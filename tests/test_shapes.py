@@ -7,9 +7,9 @@ from collections import Counter
 import pytest
 from PIL import Image
 
-from pcclip_cli.config import load_toml
-from pcclip_cli.errors import PcclipError
-from pcclip_cli.shapes import COLOURS, SHAPES, WorldConfig, build_world, describe_difference, load_world
+from pcclip_cli.core.config import load_toml
+from pcclip_cli.core.errors import PcclipError
+from pcclip_cli.data.shapes import COLOURS, SHAPES, WorldConfig, build_world, describe_difference, load_world
 
 
 def test_world_is_complete_and_valid(world):
@@ -131,7 +131,7 @@ def _words(text: str) -> list[str]:
 
 
 def _paraphrases(world) -> dict[str, list[str]]:
-    from pcclip_cli.tasks import load_task
+    from pcclip_cli.data.tasks import load_task
 
     out = {}
     for name in ("size", "colour", "attributes", "count"):
@@ -145,7 +145,7 @@ def test_held_out_paraphrases_share_little_with_the_oracle_comparatives(world):
     """Each shapes task carries >= 5 paraphrases whose words and sentence shapes the training comparatives
     (the oracle's) do not use: at most one shared content word each (attribute values such as 'yellow', and
     'first'/'second', which every comparison needs, do not count), and no shared run of four words."""
-    from pcclip_cli.shapes import SIZES
+    from pcclip_cli.data.shapes import SIZES
 
     _, records = load_world(world)
     rng = random.Random(0)

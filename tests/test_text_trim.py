@@ -8,8 +8,8 @@ import importlib.util
 import pytest
 import torch
 
-from pcclip_cli import text_trim
-from pcclip_cli.model_spec import create_model
+from pcclip_cli.clip import text_trim
+from pcclip_cli.clip.spec import create_model
 from pcclip_cli.training import TrainConfig, Trainer
 from pcclip_cli.training.config import Precision
 
@@ -139,7 +139,7 @@ def test_precision_defaults_and_the_amp_alias(world, tmp_path):
     assert TrainConfig(**base, precision="fp32").resolved_precision(cuda=True) == Precision.fp32
     assert TrainConfig(**base, amp=True).resolved_precision(cuda=True) == Precision.bf16
     assert TrainConfig(**base, precision="bf16").resolved_precision(cuda=False) == Precision.fp32
-    from pcclip_cli.errors import PcclipError
+    from pcclip_cli.core.errors import PcclipError
 
     with pytest.raises(PcclipError, match="contradicts"):
         TrainConfig(**base, amp=True, precision="fp32")

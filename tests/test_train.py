@@ -7,18 +7,12 @@ import pytest
 import torch
 
 from conftest import assert_clean_error
-from pcclip_cli.checkpoints import read_checkpoint_meta
-from pcclip_cli.errors import PcclipError
+from pcclip_cli.clip.checkpoints import read_checkpoint_meta
+from pcclip_cli.core.errors import PcclipError
+from pcclip_cli.core.io import read_jsonl
 from pcclip_cli.finetune import train
-from pcclip_cli.io import read_jsonl
 from pcclip_cli.models import load_clip
-from pcclip_cli.training import (
-    Objective,
-    TrainConfig,
-    Trainer,
-    TrainingError,
-    difference_accuracy,
-)
+from pcclip_cli.training import Objective, TrainConfig, Trainer, TrainingError, difference_accuracy
 from pcclip_cli.training.pair_data import oracle_comparatives, read_comparative_pairs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -132,7 +126,7 @@ def _count_calls(module):
 
 
 def test_text_scope_never_runs_the_image_tower(world, pairs, tmp_path, micro_clip):
-    from pcclip_cli.embeddings import EmbeddingCache
+    from pcclip_cli.clip.embeddings import EmbeddingCache
 
     trainer = _trainer(_cfg(world, pairs, tmp_path / "run", epochs=1))
     calls = _count_calls(trainer.model.visual)
@@ -300,7 +294,7 @@ def test_resume_extends_a_run_and_refuses_a_different_model(cli, world, pairs, t
 
 
 def test_image_scope_refuses_models_without_separable_towers(cli, world, pairs, tmp_path):
-    from pcclip_cli.model_spec import open_clip_module
+    from pcclip_cli.clip.spec import open_clip_module
 
     cfg = {"embed_dim": 32, "custom_text": True,
            "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16, "attentional_pool": True,

@@ -5,10 +5,10 @@ import shlex
 
 import pytest
 
-from pcclip_cli.checkpoints import read_checkpoint_meta
+from pcclip_cli.clip.checkpoints import read_checkpoint_meta
 from pcclip_cli.models import SpecKind, load_clip, shapes_model_dir
-from pcclip_cli.shapes_model import ShapesRecipe, train_shapes_base
 from pcclip_cli.training import IDENTITY_KEYS, resolve_config
+from pcclip_cli.training.shapes_recipe import ShapesRecipe, train_shapes_base
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

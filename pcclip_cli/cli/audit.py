@@ -19,7 +19,7 @@ def command(
     json_out: JsonOption = False,
 ):
     """Score each comparative's statements against the two images' known attributes."""
-    from ..audit import audit_file
+    from pcclip_cli.filtering.audit import audit_file
 
     report = audit_file(comparatives, captions, vocabulary)
     if json_out:

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ..classification import DEFAULT_TEMPLATE, DescriptionMode
+from pcclip_cli.evaluation.classification import DEFAULT_TEMPLATE, DescriptionMode
+
 from .console import DEFAULT_MODEL, JsonOption, ModelOption, emit_json, err, progress_bar, warn
 from .tables import pct
 
@@ -50,7 +51,7 @@ def command(
     json_out: JsonOption = False,
 ):
     """Zero-shot classification; optionally comparative prompting (paper Eq. 3) and class descriptions."""
-    from ..classification import ClassifyOptions, classify
+    from pcclip_cli.evaluation.classification import ClassifyOptions, classify
 
     opts = ClassifyOptions(template=template, split=split, top_k=top_k, comparative=comparative, llm=llm,
                            alpha=alpha, descriptions=str(descriptions) if descriptions else None,

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from ..data import OnError
-from ..datasets.captions import CaptionChoice
+from pcclip_cli.data.datasets.captions import CaptionChoice
+from pcclip_cli.data.records import OnError
+
 from .console import JsonOption, emit_json, err, progress_bar, warn
 
 app = typer.Typer(help="Build the shapes world; convert COCO or CUB captions to captions.jsonl.", no_args_is_help=True)
@@ -26,7 +27,7 @@ def shapes(
     json_out: JsonOption = False,
 ):
     """Write a shapes world: images, captions.jsonl, class manifests and benchmark task files."""
-    from ..shapes import WorldConfig, build_world
+    from pcclip_cli.data.shapes import WorldConfig, build_world
 
     cfg = WorldConfig(images=images, seed=seed, image_size=image_size, two_object_fraction=two_objects,
                       test_fraction=test_fraction)
@@ -76,7 +77,7 @@ def coco(
     json_out: JsonOption = False,
 ):
     """COCO caption annotations into captions.jsonl: one record per image with all its captions (streamed)."""
-    from ..datasets.captions import CaptionsOptions, convert_coco
+    from pcclip_cli.data.datasets.captions import CaptionsOptions, convert_coco
 
     opts = CaptionsOptions(caption=caption, images=images, seed=seed, split=split, on_bad_image=on_bad_image)
     _report(convert_coco(annotations, images_dir, out, opts, warn=warn), json_out)
@@ -98,7 +99,7 @@ def cub(
     json_out: JsonOption = False,
 ):
     """CUB-200-2011 with Reed et al.'s per-image captions into captions.jsonl; ids are CUB's image ids."""
-    from ..datasets.captions import CaptionsOptions, convert_cub
+    from pcclip_cli.data.datasets.captions import CaptionsOptions, convert_cub
 
     opts = CaptionsOptions(caption=caption, images=images, seed=seed, split=split, on_bad_image=on_bad_image)
     _report(convert_cub(cub_root, text_root, out, opts, warn=warn), json_out)

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ..demo import DemoConfig
+from pcclip_cli.demo import DemoConfig
+
 from .console import JsonOption, emit_json, err, progress_bar, warn
 
 
@@ -39,7 +40,7 @@ def command(
     json_out: JsonOption = False,
 ):
     """Build the world, get the base model, generate + filter comparatives, train PC-CLIP, evaluate both."""
-    from ..demo import run_demo
+    from pcclip_cli.demo import run_demo
 
     given = {"out": str(out) if out else None, "llm": llm, "base": base, "world_images": world_images, "pairs": pairs,
              "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_average": weight_average, "seeds": seeds,

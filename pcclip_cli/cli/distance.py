@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ..classification import DEFAULT_TEMPLATE
+from pcclip_cli.evaluation.classification import DEFAULT_TEMPLATE
+
 from .console import DEFAULT_MODEL, JsonOption, ModelOption, emit_json
 from .tables import render_distances
 
@@ -22,7 +23,7 @@ def command(
     json_out: JsonOption = False,
 ):
     """Cosine distances between class-prompt differences and embedded difference texts, per pair and on average."""
-    from ..geometry import distance
+    from pcclip_cli.evaluation.distance import distance
 
     result = distance(model, comparatives, template=template, dataset=dataset, data_root=data_root)
     if json_out:

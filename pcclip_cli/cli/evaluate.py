@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ..suite import Suite
+from pcclip_cli.evaluation.suite import Suite
+
 from .console import DEFAULT_MODEL, JsonOption, ModelOption, emit_json, err, progress_bar, warn
 from .tables import pct
 
@@ -59,8 +60,8 @@ def command(
 
     clipscore: mean of 2.5 * max(cos(image_i, caption_i), 0) over the same pairs.
     """
-    from ..io import write_json_atomic
-    from ..suite import SuiteOptions, run_suite
+    from pcclip_cli.core.io import write_json_atomic
+    from pcclip_cli.evaluation.suite import SuiteOptions, run_suite
 
     opts = SuiteOptions(suite=suite, world=str(world) if world else None, data_root=str(data_root) if data_root
                         else None, tasks_dir=str(tasks) if tasks else None, seeds=seeds, pairs=pairs, seed=seed,
@@ -82,7 +83,7 @@ def command(
 
 
 def parse_tags(pairs: list[str]) -> dict:
-    from ..errors import PcclipError
+    from pcclip_cli.core.errors import PcclipError
 
     tags = {}
     for item in pairs:

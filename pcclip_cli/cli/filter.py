@@ -26,7 +26,7 @@ def command(
     json_out: JsonOption = False,
 ):
     """Drop and clean low-quality comparatives; prints how many records each rule dropped or changed."""
-    from ..filtering import FilterConfig, SemanticOptions, filter_file
+    from pcclip_cli.filtering.rules import FilterConfig, SemanticOptions, filter_file
 
     cfg = FilterConfig(rules=rules, min_chars=min_chars, semantic=semantic,
                        semantic_options=SemanticOptions(min_relevance=min_relevance, max_similarity=max_similarity,

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from ..generation_plan import Kind
-from ..llm.hf import Dtype
+from pcclip_cli.generation.plan import Kind
+from pcclip_cli.llm.hf import Dtype
+
 from .console import JsonOption, emit_json, err, progress_bar, warn
 
 
@@ -47,9 +48,9 @@ def command(
     json_out: JsonOption = False,
 ):
     """Generate comparatives with an LLM; a killed run started again resumes without duplicates."""
-    from ..errors import PcclipError
-    from ..generation import GenerateConfig, prepare
-    from ..llm.registry import resolve
+    from pcclip_cli.core.errors import PcclipError
+    from pcclip_cli.generation.run import GenerateConfig, prepare
+    from pcclip_cli.llm.registry import resolve
 
     if all_pairs and pairs is not None:
         raise PcclipError("--all-pairs and --pairs N exclude each other")

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from ..data import OnError
-from ..retrieval import IndexType
+from pcclip_cli.data.records import OnError
+from pcclip_cli.retrieval import IndexType
+
 from .console import JsonOption, emit_json, err, progress_bar, warn
 
 
@@ -33,7 +34,7 @@ def command(
     json_out: JsonOption = False,
 ):
     """Embed IMAGES and write a FAISS index (inner product on normalised vectors) with their metadata."""
-    from ..retrieval import build_index
+    from pcclip_cli.retrieval import build_index
 
     with progress_bar("embedding images", enabled=not json_out) as progress:
         summary = build_index(images, out, model=model, index_type=index_type, add=add, batch_size=batch_size,

@@ -14,8 +14,8 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from .. import __version__
-from ..errors import PcclipError
+from pcclip_cli import __version__
+from pcclip_cli.core.errors import PcclipError
 
 
 class Device(str, enum.Enum):
@@ -106,7 +106,8 @@ def root(
     """PC-CLIP toolkit."""
     # Library code reads the device choice from the environment so scripts and commands agree.
     os.environ["PCCLIP_DEVICE"] = device.value
-    from ..notices import set_notifier
+    from pcclip_cli.core.notices import set_notifier
+
     from .console import info
 
     set_notifier(info)

@@ -16,8 +16,8 @@ def command(
     json_out: JsonOption = False,
 ):
     """List built-in architectures, the shapes model, pretrained tags, local checkpoints and LLM names."""
-    from ..llm.registry import list_llms
-    from ..models import list_models
+    from pcclip_cli.llm.registry import list_llms
+    from pcclip_cli.models import list_models
 
     listing = list_models(search=list(search or []) + [Path.cwd()], all_pretrained=all_pretrained)
     listing["llms"] = list_llms()

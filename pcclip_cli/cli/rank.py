@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ..data import OnError
+from pcclip_cli.data.records import OnError
+
 from .console import (
     DEFAULT_MODEL,
     JsonOption,
@@ -37,13 +38,13 @@ def command(
     json_out: JsonOption = False,
 ):
     """Rank images by an attribute: (g1 - g2)·f(T) >= 0 means the first shows more of it; N images, one sort."""
-    from ..errors import PcclipError
+    from pcclip_cli.core.errors import PcclipError
 
     args = list(args or [])
     if task is not None:
         if args:
             raise PcclipError("--task runs the benchmark; give either --task or IMAGES... ATTRIBUTE, not both")
-        from ..ranking import run_rank_task
+        from pcclip_cli.evaluation.ranking import run_rank_task
 
         with progress_bar("embedding images", enabled=not json_out) as bar:
             result = run_rank_task(model, task, seeds=seeds, pairs=pairs, seed=seed, data_root=data_root,
@@ -55,7 +56,7 @@ def command(
         return
     if not args:
         raise PcclipError("give IMAGES... ATTRIBUTE (at least two images, then an attribute) or --task TASK.toml")
-    from ..ranking import rank_images
+    from pcclip_cli.evaluation.ranking import rank_images
 
     *inputs, attribute = args
     with progress_bar("embedding images", enabled=not json_out) as bar:

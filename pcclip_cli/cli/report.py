@@ -18,7 +18,7 @@ def command(
     json_out: JsonOption = False,
 ):
     """Gather ablation results: one row per arm (seeds merged), columns for varied settings and metrics."""
-    from ..reporting import build_report
+    from pcclip_cli.evaluation.report import build_report
 
     report = build_report(runs, out=out, plot=plot, metrics=metric)
     if json_out:

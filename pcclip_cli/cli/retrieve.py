@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ..errors import PcclipError
+from pcclip_cli.core.errors import PcclipError
+
 from .console import JsonOption, QueryTemplatesOption, emit_json, err, info, warn
 
 # Shared by `rank` and `retrieve`: how an attribute word becomes text queries (retrieval.ensemble).
@@ -30,7 +31,7 @@ def command(
     json_out: JsonOption = False,
 ):
     """Search an index: top-k images with rank, score, path and metadata."""
-    from ..retrieval import Query, QueryKind, retrieve
+    from pcclip_cli.retrieval import Query, QueryKind, retrieve
 
     given = [(kind, v) for kind, v in ((QueryKind.attribute, attribute), (QueryKind.text, text),
                                         (QueryKind.image, image)) if v is not None]

@@ -15,7 +15,8 @@ from typing import Annotated
 
 import typer
 
-from ..training.config import TrainConfig
+from pcclip_cli.training.config import TrainConfig
+
 from .console import JsonOption, emit_json, err, progress_bar, warn
 
 app = typer.Typer(help="Finetune CLIP: PC-CLIP on comparatives, or the caption baselines.", no_args_is_help=False)
@@ -28,7 +29,7 @@ _LIST_FIELDS = {"rank_weights"}
 def _parse_weights(text: str | None) -> list[float] | None:
     if text is None:
         return None
-    from ..errors import PcclipError
+    from pcclip_cli.core.errors import PcclipError
 
     parts = [p.strip() for p in text.split(",")]
     try:
@@ -86,7 +87,7 @@ def _train(ctx: typer.Context, config: Path | None, resume: Path | None, json_ou
     """
     if ctx.invoked_subcommand is not None:
         return
-    from ..finetune import run_from_options
+    from pcclip_cli.finetune import run_from_options
 
     names = {v: k for k, v in _PARAM_NAMES.items()}
     overrides = {names.get(k, k): (str(v) if isinstance(v, Path) else v) for k, v in options.items()}
@@ -145,7 +146,7 @@ def average(
     json_out: JsonOption = False,
 ):
     """WiSE-FT weight ensembling: average a finetuned checkpoint with its base model's weights."""
-    from ..finetune import average_with_base
+    from pcclip_cli.finetune import average_with_base
 
     result = average_with_base(finetuned, out, alpha, base)
     if json_out:

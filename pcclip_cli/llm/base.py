@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from ..errors import PcclipError
+from pcclip_cli.core.errors import PcclipError
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DataError, PcclipError
+from pcclip_cli.core.errors import DataError, PcclipError
+
 from .base import LLM, Completion, Params, Request, cut_at_stop, item_seed, split_answer_cue
 
 GGUF_MAGIC = b"GGUF"
@@ -166,7 +167,7 @@ class LlamaCppLLM(LLM):
 
     def __init__(self, name: str, target: str, **opts):
         super().__init__(name, target)
-        from ..config import from_dict
+        from pcclip_cli.core.config import from_dict
 
         self.options = from_dict(LlamaCppOptions, opts, source="llamacpp backend options")
         self.path = check_gguf(target)

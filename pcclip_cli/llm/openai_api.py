@@ -14,7 +14,8 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from ..errors import PcclipError
+from pcclip_cli.core.errors import PcclipError
+
 from .base import LLM, Completion, Params, Request, cut_at_stop, item_seed
 
 
@@ -50,7 +51,7 @@ class OpenAILLM(LLM):
 
     def __init__(self, name: str, target: str, **opts):
         super().__init__(name, target)
-        from ..config import from_dict
+        from pcclip_cli.core.config import from_dict
 
         self.options = from_dict(OpenAIOptions, opts, source="openai backend options")
         key = os.environ.get("OPENAI_API_KEY", "")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from ..errors import DataError, UnknownModelError, short_list
+from pcclip_cli.core.errors import DataError, UnknownModelError, short_list
 
 BACKENDS = ("template", "llamacpp", "transformers", "openai")
 
@@ -65,8 +65,8 @@ def smollm2_path() -> Path:
 
 def gemma3_path() -> Path:
     """Assemble the Gemma GGUF from its part packages once, into $PCCLIP_HOME/llm (checksum verified)."""
-    from ..io import atomic_path
-    from ..paths import home
+    from pcclip_cli.core.io import atomic_path
+    from pcclip_cli.core.paths import home
 
     target = home() / "llm" / GEMMA3_FILE
     if target.exists():

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import random
 
-from .. import shapes
+from pcclip_cli.data import shapes
+
 from .base import LLM, Completion, Params, Request
 
 _DESCRIPTIONS = [

@@ -8,7 +8,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..errors import PcclipError
+from pcclip_cli.core.errors import PcclipError
+
 from .layout import MANIFEST_FILE
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 
-from ..errors import PcclipError
+from pcclip_cli.core.errors import PcclipError
 
 # This faiss build's default, 128000, keeps query batches off BLAS. At 20 a flat batch of 100 queries over
 # 100k x 512 is 3-10x faster with identical results, provided OpenMP threads do not spin (see import_faiss);

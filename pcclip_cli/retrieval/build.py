@@ -7,19 +7,13 @@ import shutil
 import time
 from pathlib import Path
 
-from .. import __version__
-from ..data import OnError, collect_images
-from ..errors import DataError, PcclipError
+from pcclip_cli import __version__
+from pcclip_cli.core.errors import DataError, PcclipError
+from pcclip_cli.data.records import OnError, collect_images
+
 from .atomic import building, check_out_dir
 from .backend import choose_backend, import_faiss
-from .index_types import (
-    IndexType,
-    add_to_faiss,
-    all_vectors,
-    auto_index_type,
-    index_params,
-    make_faiss_index,
-)
+from .index_types import IndexType, add_to_faiss, all_vectors, auto_index_type, index_params, make_faiss_index
 from .layout import (
     INDEX_FORMAT,
     INDEX_FORMAT_VERSION,
@@ -33,7 +27,7 @@ from .tuning import DEFAULT_TARGET_RECALL, check_target, tune_index
 
 
 def model_record(clip) -> dict:
-    from ..models import SpecKind
+    from pcclip_cli.models import SpecKind
 
     spec = clip.spec
     if clip.kind == SpecKind.checkpoint:
@@ -54,8 +48,8 @@ def build_index(images: list[str | Path], out: str | Path, *, model: str | None 
     the target it was built with) and `max_latency_ms` (tuning.tune_index); the measured recall and latency go
     in the manifest. Returns a summary (counts, index type, timings, backend, recall).
     """
-    from ..embeddings import embed_images
-    from ..models import SHAPES_MODEL, load_clip
+    from pcclip_cli.clip.embeddings import embed_images
+    from pcclip_cli.models import SHAPES_MODEL, load_clip
 
     out = Path(out)
     kind = IndexType(index_type)

@@ -32,15 +32,15 @@ DEFAULT_INDEX = DefaultIndexSpec()
 
 
 def default_index_dir(spec: DefaultIndexSpec | None = None) -> Path:
-    from ..paths import models_dir
+    from pcclip_cli.core.paths import models_dir
 
     return models_dir() / (spec or DEFAULT_INDEX).name
 
 
 def _world_for(spec: DefaultIndexSpec, clip) -> Path:
     """The world the model was trained on when its checkpoint says so, else a world built from the spec."""
-    from ..paths import worlds_dir
-    from ..shapes import WorldConfig, build_world
+    from pcclip_cli.core.paths import worlds_dir
+    from pcclip_cli.data.shapes import WorldConfig, build_world
 
     recipe = (clip.info or {}).get("shapes_recipe") or {}
     recorded = Path(recipe["world"]) if recipe.get("world") else None
@@ -53,7 +53,8 @@ def _world_for(spec: DefaultIndexSpec, clip) -> Path:
 
 def ensure_default_index(spec: DefaultIndexSpec | None = None, *, notify=None, progress=None) -> Path:
     """The default index's directory, built (with a notice) when missing or made with another image tower."""
-    from ..models import load_clip
+    from pcclip_cli.models import load_clip
+
     from .build import build_index
 
     spec = spec or DEFAULT_INDEX

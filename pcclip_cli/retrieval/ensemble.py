@@ -16,8 +16,8 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DataError, PcclipError
-from ..paths import PROMPTS_DIR
+from pcclip_cli.core.errors import DataError, PcclipError
+from pcclip_cli.core.paths import PROMPTS_DIR
 
 QUERY_TEMPLATES_DIR = PROMPTS_DIR / "queries"
 DEFAULT_TEMPLATES = "default"
@@ -121,7 +121,7 @@ def load_query_templates(spec: str | Path | None = None) -> QueryTemplates:
 
 @functools.cache
 def _read_templates(path_s: str, name: str, mtime_ns: int, shown: str | None = None) -> QueryTemplates:
-    from ..config import load_toml
+    from pcclip_cli.core.config import load_toml
 
     path, where = Path(path_s), shown or path_s
     if path.suffix == ".txt":
@@ -143,7 +143,7 @@ def _read_templates(path_s: str, name: str, mtime_ns: int, shown: str | None = N
 
 @functools.cache
 def _comparatives() -> dict:
-    from ..config import load_toml
+    from pcclip_cli.core.config import load_toml
 
     return load_toml(PROMPTS_DIR / "attributes.toml")["comparatives"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import PcclipError
+from pcclip_cli.core.errors import PcclipError
 
 INDEX_FORMAT = "pcclip-index"
 INDEX_FORMAT_VERSION = 1

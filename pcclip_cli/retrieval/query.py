@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError, PcclipError
+from pcclip_cli.core.errors import DataError, PcclipError
+
 from .build import model_record
 from .ensemble import attribute_ensemble, ensemble_vector, ensemble_vectors
 from .layout import IndexFileError
@@ -42,7 +43,7 @@ class Query:
 
 def model_for_index(index: LoadedIndex, model: str | None = None, device: str | None = None):
     """The CLIP model to embed queries with: the manifest's, or `model` if it shares the index's image tower."""
-    from ..models import load_clip
+    from pcclip_cli.models import load_clip
 
     recorded = index.model
     clip = load_clip(model or recorded["spec"], device)
@@ -62,7 +63,7 @@ def model_for_index(index: LoadedIndex, model: str | None = None, device: str | 
 
 def query_vector(clip, query: Query, *, warn=None) -> tuple[Any, dict]:
     """The query embedding and a description of it (the sentences used, the reference image's threshold)."""
-    from ..embeddings import embed_images
+    from pcclip_cli.clip.embeddings import embed_images
 
     info: dict = {"kind": query.kind.value, "value": query.value}
     if query.kind == QueryKind.attribute:
@@ -145,7 +146,7 @@ def attribute_precision(index: LoadedIndex, clip, words: list[str], k: int = 10,
     every object in it does (comparatives such as "larger" count the base word "large"). `templates` is the
     query template set (a name, a file or a QueryTemplates; default: the shipped ensemble).
     """
-    from ..shapes import image_has
+    from pcclip_cli.data.shapes import image_has
 
     def default(meta, word):
         base = {"larger": "large", "bigger": "large", "smaller": "small"}.get(word, word)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from ..errors import PcclipError
+from pcclip_cli.core.errors import PcclipError
+
 from .backend import import_faiss
 from .index_types import IndexType
 

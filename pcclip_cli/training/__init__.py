@@ -4,17 +4,17 @@ distributed, sanity (quick scores). Training a model by name lives one level up,
 
 from .averaging import average_state_dicts
 from .config import (
-    IDENTITY_KEYS,
-    PAPER_LR,
-    Init,
-    Objective,
-    OptimizerKind,
-    ScheduleKind,
-    Scope,
-    TrainConfig,
-    read_config_file,
-    resolve_config,
-    resume_config,
+           IDENTITY_KEYS,
+           PAPER_LR,
+           Init,
+           Objective,
+           OptimizerKind,
+           ScheduleKind,
+           Scope,
+           TrainConfig,
+           read_config_file,
+           resolve_config,
+           resume_config,
 )
 from .losses import LossConfig, LossKind
 from .run_dir import CONFIG_JSON, latest_checkpoint, run_info

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import CheckpointError
+from pcclip_cli.core.errors import CheckpointError
 
 
 def average_state_dicts(base: dict, finetuned: dict, alpha: float) -> dict:

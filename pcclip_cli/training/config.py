@@ -9,9 +9,10 @@ import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from ..config import from_dict, load_toml, to_dict
-from ..errors import CheckpointError, PcclipError
-from ..model_spec import absolute_spec
+from pcclip_cli.clip.spec import absolute_spec
+from pcclip_cli.core.config import from_dict, load_toml, to_dict
+from pcclip_cli.core.errors import CheckpointError, PcclipError
+
 from .losses import LossConfig, LossKind, RankNormalise, RankRamp
 from .run_dir import CONFIG_JSON, saved_config
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from ..errors import PcclipError
+from pcclip_cli.core.errors import PcclipError
 
 
 class LossKind(str, enum.Enum):

@@ -11,10 +11,10 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..comparatives import RecordKind, read_comparatives
-from ..data import ImageRecord, read_captions
-from ..errors import DataError
-from ..io import sha256_file, write_jsonl_atomic
+from pcclip_cli.core.errors import DataError
+from pcclip_cli.core.io import sha256_file, write_jsonl_atomic
+from pcclip_cli.data.comparatives import RecordKind, read_comparatives
+from pcclip_cli.data.records import ImageRecord, read_captions
 
 
 @dataclass
@@ -122,7 +122,7 @@ def oracle_comparatives(world: str | Path, out: str | Path, *, pairs: int = 1000
     """Write `pairs` comparatives records for random ordered pairs of a shapes world's images, their texts
     written from the known attributes (shapes.describe_difference). `where` keeps images whose attributes
     match (e.g. {"count": 1}). Returns the number of records written."""
-    from ..shapes import describe_difference, load_world
+    from pcclip_cli.data.shapes import describe_difference, load_world
 
     root, recs = load_world(world)
     pool = [r for r in recs if (split is None or r.get("split") == split)

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..checkpoints import META_FILE
-from ..errors import CheckpointError
-from ..io import write_json_atomic, write_text_atomic
+from pcclip_cli.clip.checkpoints import META_FILE
+from pcclip_cli.core.errors import CheckpointError
+from pcclip_cli.core.io import write_json_atomic, write_text_atomic
 
 CONFIG_JSON = "train_config.json"
 CONFIG_TOML = "config.toml"

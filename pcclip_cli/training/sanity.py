@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import DataError
+from pcclip_cli.core.errors import DataError
 
 
 def preprocess_all(preprocess, paths: list[Path], progress=None):
     import torch
 
-    from ..data import open_image
+    from pcclip_cli.data.records import open_image
 
     out = []
     for i, p in enumerate(paths):
@@ -34,7 +34,7 @@ def encode_pixels(model, pixels, device, batch: int = 256):
 def encode_texts(model, tokenizer, texts: list[str], device, batch: int = 256):
     import torch
 
-    from ..text_trim import encode_text
+    from pcclip_cli.clip.text_trim import encode_text
 
     out = []
     with torch.no_grad():
@@ -67,7 +67,7 @@ class SanityEval:
         self.cached = None
 
     def _load_manifest(self, path: Path, max_images: int):
-        from ..tasks import load_manifest
+        from pcclip_cli.data.tasks import load_manifest
 
         items = load_manifest(path).items
         if any(it.split == "test" for it in items):
@@ -82,7 +82,7 @@ class SanityEval:
         self.targets = [self.labels.index(it.label) for it in items]
 
     def _load_groups(self, path: Path, max_images: int, split: str | None = "task"):
-        from ..tasks import TaskKind, load_task
+        from pcclip_cli.data.tasks import TaskKind, load_task
 
         task = load_task(path, split=split)
         if task.kind != TaskKind.groups:

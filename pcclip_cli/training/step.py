@@ -8,7 +8,7 @@ def make_step_module(trainer):
     side Y, logit scale or None). The class is defined here because torch is imported lazily."""
     import torch
 
-    from ..text_trim import encode_text
+    from pcclip_cli.clip.text_trim import encode_text
 
     class StepModule(torch.nn.Module):
         def __init__(self, tr):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..errors import PcclipError
+from pcclip_cli.core.errors import PcclipError
+
 from .config import Scope, TrainConfig
 
 IMAGE_PREFIXES = ("visual.",)

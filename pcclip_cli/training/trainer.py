@@ -23,14 +23,15 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .. import __version__
-from ..checkpoints import load_state_dict_safely, save_checkpoint
-from ..config import to_dict
-from ..errors import CheckpointError, PcclipError
-from ..io import write_json_atomic, write_text_atomic
-from ..loaded_clip import LoadedClip, image_tower_digest
-from ..model_spec import create_random_model
-from ..text_trim import needed_lengths, trim_kind, trimmed_length
+from pcclip_cli import __version__
+from pcclip_cli.clip.checkpoints import load_state_dict_safely, save_checkpoint
+from pcclip_cli.clip.loaded import LoadedClip, image_tower_digest
+from pcclip_cli.clip.spec import create_random_model
+from pcclip_cli.clip.text_trim import needed_lengths, trim_kind, trimmed_length
+from pcclip_cli.core.config import to_dict
+from pcclip_cli.core.errors import CheckpointError, PcclipError
+from pcclip_cli.core.io import write_json_atomic, write_text_atomic
+
 from .averaging import average_state_dicts
 from .config import (
     Init,
@@ -181,7 +182,8 @@ class Trainer:
     def _load_data(self):
         import torch
 
-        from ..embeddings import embed_images
+        from pcclip_cli.clip.embeddings import embed_images
+
         from .pair_data import data_file_entry, read_caption_pairs, read_comparative_pairs
 
         cfg, clip = self.cfg, self.clip

@@ -10,7 +10,7 @@ written back into the model's table, so checkpoints, evaluation and weight avera
 
 from __future__ import annotations
 
-from ..text_trim import CAUSAL, trim_kind
+from pcclip_cli.clip.text_trim import CAUSAL, trim_kind
 
 
 class CompactVocab:

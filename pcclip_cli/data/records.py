@@ -1,0 +1,125 @@
+"""Image-caption records and image inputs: reading captions.jsonl, folders and manifests, opening images."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pcclip_cli.core.errors import DataError
+from pcclip_cli.core.io import read_jsonl
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+class OnError(str, enum.Enum):
+    """What to do with an unreadable image: stop the run (default) or skip it with a warning."""
+
+    stop = "stop"
+    skip = "skip"
+
+
+@dataclass
+class ImageRecord:
+    """One image of a manifest, captions file, folder or dataset: the only image record type pcclip uses."""
+
+    path: Path  # absolute
+    id: str
+    label: str | None = None
+    split: str | None = None
+    attributes: dict = field(default_factory=dict)  # `attributes` plus any other keys of the manifest row
+    caption: str | None = None
+    record: dict = field(default_factory=dict, repr=False, compare=False)  # the manifest row as read
+
+    def value(self, key: str):
+        """An attribute for task filters; `label`, `split` and `id` are attributes too."""
+        if key in ("label", "split", "id"):
+            return getattr(self, key)
+        return self.attributes.get(key)
+
+    @property
+    def meta(self) -> dict:
+        """What the manifest said about the image besides its path (stored with index entries)."""
+        return {k: v for k, v in self.record.items() if k != "image"}
+
+
+_ROW_FIELDS = ("image", "id", "label", "split", "attributes", "caption")
+
+
+def read_manifest(path: str | Path, *, require_caption: bool = False, what: str = "manifest") -> list[ImageRecord]:
+    """Read a JSONL manifest: one object per line with `image` (a path relative to the file) and optional `id`
+    (default: the image path; unique), `caption`, `label`, `split` and `attributes`; other keys become
+    attributes too. captions.jsonl, class manifests and `--images` manifests are all this format."""
+    path = Path(path)
+    root = path.parent
+    records, seen = [], set()
+    for lineno, rec in read_jsonl(path, what=what):
+        image, caption = rec.get("image"), rec.get("caption")
+        if not isinstance(image, str) or not image:
+            raise DataError(f"{path}:{lineno}: missing \"image\" (a path relative to {root})")
+        if require_caption and (not isinstance(caption, str) or not caption.strip()):
+            raise DataError(f"{path}:{lineno}: missing or empty \"caption\"")
+        if caption is not None and not isinstance(caption, str):
+            raise DataError(f"{path}:{lineno}: \"caption\" must be a string")
+        rid = str(rec.get("id") or image)
+        if rid in seen:
+            raise DataError(f"{path}:{lineno}: duplicate id {rid!r}; ids must be unique")
+        seen.add(rid)
+        attrs = rec.get("attributes") or {}
+        if not isinstance(attrs, dict):
+            raise DataError(f"{path}:{lineno}: \"attributes\" must be an object")
+        extra = {k: v for k, v in rec.items() if k not in _ROW_FIELDS}
+        label = rec.get("label")
+        records.append(ImageRecord((root / image).resolve(), rid, None if label is None else str(label),
+                                   rec.get("split"), {**extra, **attrs}, caption.strip() if caption else None, rec))
+    if not records:
+        raise DataError(f"{what} {path} is empty: it lists no images")
+    return records
+
+
+def read_captions(path: str | Path) -> list[ImageRecord]:
+    """A captions.jsonl: a manifest whose every row has a non-empty `caption`."""
+    return read_manifest(path, require_caption=True, what="captions file")
+
+
+def collect_images(inputs: list[str | Path]) -> list[ImageRecord]:
+    """Expand image files, folders (searched recursively, sorted) and JSONL manifests into image records."""
+    items: list[ImageRecord] = []
+    for raw in inputs:
+        p = Path(raw).expanduser()
+        if not p.exists():
+            raise DataError(f"image or folder not found: {p}")
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
+            if not found:
+                raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in folder {p}")
+            items += [ImageRecord(q.resolve(), str(q.relative_to(p))) for q in found]
+        elif p.suffix.lower() == ".jsonl":
+            items += read_manifest(p)
+        else:
+            items.append(ImageRecord(p.resolve(), p.name))
+    return items
+
+
+def open_image(path: Path):
+    """Open an image as RGB, raising DataError naming the file when it is missing, unreadable, or larger than
+    the decoder's pixel limit (a decompression bomb: a small file that would decode to gigabytes)."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"image not found: {path}")
+    try:
+        with warnings.catch_warnings():
+            # Between the limit and twice it PIL only warns; pcclip treats it as the bomb it may be.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return im.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(f"image {path} is too large to decode safely ({exc.args[0].split('.')[0]}); "
+                        "shrink it, or pass --on-bad-image skip") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"unreadable image {path} ({type(exc).__name__}); fix or remove it, "
+                        "or pass --on-bad-image skip") from None

@@ -1,0 +1,2 @@
+"""Evaluation of a loaded model: formulas, ranking, classification, the probe, distance, metrics, the eval
+suite, the paper's figures and the ablation report."""
