@@ -13,11 +13,20 @@ import copy
 from pathlib import Path
 
 from .clip.checkpoints import read_checkpoint_meta, save_checkpoint
+from .core.config import to_dict
 from .core.errors import CheckpointError, PcclipError
 from .models import load_clip, resolve_device
 from .training.averaging import average_state_dicts
-from .training.config import Init, TrainConfig, read_config_file, resolve_config, resume_config
+from .training.config import (
+    IDENTITY_KEYS,
+    Init,
+    TrainConfig,
+    read_config_file,
+    resolve_config,
+    resume_config,
+)
 from .training.distributed import setup_distributed
+from .training.run_dir import CONFIG_JSON, saved_config
 from .training.trainer import Trainer, TrainResult, check_out_dir
 
 
@@ -37,7 +46,42 @@ def run_from_options(config_file: str | Path | None, overrides: dict, resume: st
         cfg = resume_config(resume, file_values, overrides)
     else:
         cfg = resolve_config(file_values, overrides, source=str(config_file or "flags"))
+        if _same_run(cfg):
+            # The same command again: a finished run is a no-op, a killed one continues where it stopped.
+            done = finished_result(cfg)
+            if done is not None:
+                return done
+            resume = cfg.out
+            cfg = resume_config(resume, file_values, overrides)
     return train(cfg, resume=bool(resume), progress=progress, warn=warn)
+
+
+def _same_run(cfg: TrainConfig) -> bool:
+    """Whether `cfg.out` holds a run made with the same settings (only epochs, saving and evaluation may differ)."""
+    out = Path(cfg.out).resolve() if cfg.out else None
+    if out is None or not (out / CONFIG_JSON).is_file():
+        return False
+    try:
+        saved = saved_config(out)
+    except CheckpointError:
+        return False
+    asked = to_dict(cfg)
+    return all(asked.get(key) == saved.get(key) for key in IDENTITY_KEYS)
+
+
+def finished_result(cfg: TrainConfig) -> TrainResult | None:
+    """The result of the complete run in `cfg.out` when it already trained `cfg.epochs` epochs, else None."""
+    out = Path(cfg.out).resolve()
+    try:
+        meta = read_checkpoint_meta(out)
+    except CheckpointError:
+        return None
+    training = meta.get("training") or {}
+    if not training.get("complete") or training.get("epochs_done") != cfg.epochs:
+        return None
+    return TrainResult(str(out), meta.get("metrics") or {}, cfg.epochs, int(training.get("steps") or 0),
+                       int(training.get("examples") or 0), 0.0, None, int(training.get("world_size") or 1),
+                       already_done=True)
 
 
 def average_checkpoints(base: str, finetuned: str | Path, alpha: float, out: str | Path) -> dict:

@@ -222,5 +222,5 @@ def test_auto_with_nothing_confused_reports_a_skip(micro_clip, world):
     out = classify(micro_clip, Dataset("agree", "agree", items, ds.classes),
                    ClassifyOptions(comparative="auto", llm="template"))
     assert out["zero_shot"]["accuracy"] == 1.0 and out["zero_shot"]["top_confused"] == []
-    assert out["comparative"]["skipped"].startswith("no class pair is confused")
+    assert out["comparative"]["skipped"].startswith("nothing to act on")
     assert out["comparative"]["records"] == []

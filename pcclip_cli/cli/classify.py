@@ -15,8 +15,12 @@ from .tables import pct
 
 def command(
     dataset: Annotated[str, typer.Option(
-        help="A JSONL manifest with labels, an image folder (one subfolder per class), or a named dataset "
-             "(cifar10, cifar100, flowers102, eurosat, sun397, awa2, cub) under --data-root.")],
+        help="A JSONL manifest with labels, a world directory, an image folder (one subfolder per class), or a "
+             "named dataset (cifar10, cifar100, flowers102, eurosat, sun397, awa2, cub) under --data-root.")],
+    label: Annotated[str | None, typer.Option(
+        "--label", metavar="KEY",
+        help="The manifest attribute that is the class (colour, shape, size, colour_shape...); a world "
+             "directory defaults to colour_shape.")] = None,
     model: ModelOption = DEFAULT_MODEL,
     data_root: Annotated[Path | None, typer.Option(help="Where local copies of named datasets live.")] = None,
     split: Annotated[str | None, typer.Option(
@@ -58,7 +62,8 @@ def command(
                            description_mode=description_mode, select_descriptions=select_descriptions,
                            score_split=score_split, confused_out=str(confused_out) if confused_out else None,
                            save_comparatives=str(save_comparatives) if save_comparatives else None,
-                           linear_probe=linear_probe, probe_split=probe_split, probe_seed=probe_seed)
+                           linear_probe=linear_probe, probe_split=probe_split, probe_seed=probe_seed,
+                           label=label)
     with progress_bar("embedding images", enabled=not json_out) as bar:
         result = classify(model, dataset, opts, data_root=data_root, progress=bar,
                           warn=warn)
@@ -122,7 +127,7 @@ def render_comparative(c: dict) -> None:
     from rich.table import Table
 
     if "skipped" in c:
-        err.print(f"comparative prompting ({c['source']}) skipped: {c['skipped']}")
+        err.print(f"comparative prompting ({c['source']}): {c['skipped']}")
         return
     table = Table(title=f"comparative prompting (alpha {c['alpha']}, {len(c['records'])} comparatives from "
                         f"{c['source']})", title_justify="left")

@@ -102,6 +102,11 @@ def _train(ctx: typer.Context, config: Path | None, resume: Path | None, json_ou
         emit_json(result.to_dict())
         return
     metrics = result.metrics
+    if result.already_done:
+        err.print(f"{result.checkpoint} already holds this run, trained for {result.epochs} epochs: nothing to do "
+                  "(a new --out or other settings train again)")
+        err.print(f"checkpoint: {result.checkpoint}  (use it as --model {result.checkpoint})")
+        return
     err.print(f"trained {result.steps} steps over {result.epochs} epochs on {result.examples} examples "
               f"in {result.seconds:.1f}s (final epoch loss {metrics.get('loss', float('nan')):.4f})")
     if "eval" in metrics:

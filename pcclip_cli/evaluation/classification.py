@@ -42,6 +42,7 @@ class ClassifyOptions:
     probe_split: str = "train"  # the probe learns from this split; a seeded part of it chooses C
     probe_val_fraction: float = 0.25  # share of each class's probe_split images that chooses C
     probe_seed: int = 0
+    label: str | None = None  # the manifest attribute that is the class (a world directory: colour_shape)
 
     def __post_init__(self):
         if self.template.count("{}") != 1:
@@ -50,6 +51,12 @@ class ClassifyOptions:
             raise PcclipError(f"--alpha must be in [0, 1], got {self.alpha}")
         if self.top_k < 1:
             raise PcclipError(f"--top-k must be at least 1, got {self.top_k}")
+        if self.comparative and self.comparative != "auto" and not Path(self.comparative).exists():
+            import difflib
+
+            near = " (did you mean 'auto'?)" if difflib.get_close_matches(self.comparative, ["auto"], cutoff=0.5) else ""
+            raise PcclipError(f"--comparative {self.comparative!r}: no such file{near}; give a class comparatives "
+                              "JSONL or 'auto'")
         if self.comparative == "auto" and not self.llm:
             raise PcclipError("--comparative auto needs --llm NAME (for example --llm template on the shapes world)")
         if self.llm and self.comparative != "auto":
@@ -126,7 +133,7 @@ def classify(model, dataset: str | Path | Dataset, options: ClassifyOptions | No
     from .formulas import accuracy, apply_comparatives, confusion_matrix, predict
 
     opts = options or ClassifyOptions()
-    ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, data_root)
+    ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, data_root, opts.label)
     names = ClassNames(ds.classes, ds.source)
     if len(names.classes) < 2:
         raise DataError(f"dataset {ds.source} has {len(names.classes)} class(es) "
@@ -185,9 +192,8 @@ def classify(model, dataset: str | Path | Dataset, options: ClassifyOptions | No
         result["confused_file"] = str(opts.confused_out)
     if opts.comparative == "auto" and not result["zero_shot"]["top_confused"]:
         # Nothing to compare is a result (a model that confuses no classes), not an input error.
-        reason = "no class pair is confused in the zero-shot predictions"
-        if warn:
-            warn(f"--comparative auto: {reason}; nothing to apply")
+        reason = ("nothing to act on: the model confuses no class pair here (comparative prompting helps on a "
+                  "world where classes are confused)")
         result["comparative"] = {"source": f"auto ({opts.llm})", "alpha": opts.alpha, "skipped": reason,
                                  "records": []}
     elif opts.comparative:

@@ -83,6 +83,7 @@ class TrainResult:
     seconds: float
     resumed_from: str | None = None
     world_size: int = 1
+    already_done: bool = False  # the same command had finished this run before: nothing was trained now
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -225,11 +226,17 @@ class Trainer:
 
     def _check_batch(self):
         cfg, ws = self.cfg, self.dist.world_size
+        # The batch a run uses: the one asked for, capped at the data size (the asked value stays the run's
+        # recorded identity, so re-running the same command matches the run it made).
+        self.batch_size = cfg.batch_size
         if cfg.batch_size > self.n:
-            raise PcclipError(f"--batch-size {cfg.batch_size} is larger than the {self.n} training examples; "
-                              f"pass --batch-size {self.n} or less (pcclip refuses rather than clamping, so a run's "
-                              "batch size is always the one asked for)")
-        if cfg.batch_size % ws:
+            self.batch_size = self.n - self.n % ws
+            self.warn(f"--batch-size {cfg.batch_size} is larger than the {self.n} training examples; "
+                      f"using batches of {self.batch_size}")
+        if self.batch_size < max(2, ws):
+            raise PcclipError(f"only {self.n} training examples: a contrastive batch needs at least 2 "
+                              f"(and one per process); give more comparatives")
+        if self.batch_size % ws:
             raise PcclipError(f"--batch-size {cfg.batch_size} is the global batch and must divide evenly over "
                               f"{ws} processes")
 
@@ -241,7 +248,7 @@ class Trainer:
 
         g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
         perm = torch.randperm(self.n, generator=g)
-        bs, ws = self.cfg.batch_size, self.dist.world_size
+        bs, ws = self.batch_size, self.dist.world_size
         out = []
         for s in range(0, self.n, bs):
             chunk = perm[s : s + bs]
@@ -384,6 +391,7 @@ class Trainer:
             "objective": cfg.objective.value,
             "training": {**to_dict(cfg), "lr_resolved": cfg.resolved_lr, "epochs_done": epoch, "steps": steps,
                          "complete": complete, "world_size": self.dist.world_size, "examples": self.n,
+                         "batch_size_used": self.batch_size,
                          "data_counts": self.data.counts, "trainable_parameters": len(self.trainable),
                          "base_fingerprint": self.base_fingerprint, "seconds": seconds},
             "data": self.data_files,

@@ -79,9 +79,15 @@ def missing(name: str, root: Path, what: Path | str | None = None, detail: str =
                      "pcclip never downloads datasets, place a copy there (see docs/datasets.md)")
 
 
-def load_dataset(spec: str | Path, data_root: str | Path | None = None) -> Dataset:
+# The label a world directory is classified by when no --label is given: both attributes of a one-object image.
+WORLD_DEFAULT_LABEL = "colour_shape"
+
+
+def load_dataset(spec: str | Path, data_root: str | Path | None = None, label: str | None = None) -> Dataset:
     """A labelled dataset from a JSONL manifest, an image folder (one subfolder per class, optionally under
-    train/val/test folders), or one of NAMED_DATASETS read from `data_root` (never downloaded)."""
+    train/val/test folders), a world directory (its captions.jsonl, labelled by the attribute `label`), or one of
+    NAMED_DATASETS read from `data_root` (never downloaded). `label` names the attribute that is the class, for
+    any manifest whose rows carry attributes."""
     raw = str(spec).strip()
     if not raw:
         raise DataError("empty dataset; give a manifest .jsonl, an image folder, or one of " + ", ".join(NAMED_DATASETS))
@@ -99,12 +105,30 @@ def load_dataset(spec: str | Path, data_root: str | Path | None = None) -> Datas
         raise DataError(f"dataset not found: {path}; give a manifest .jsonl, an image folder with one subfolder "
                         f"per class, or one of {', '.join(NAMED_DATASETS)} with --data-root")
     if path.is_dir():
-        if (path / "world.json").exists():
-            manifests = ", ".join(str(p) for p in sorted((path / "classes").glob("*.jsonl"))[:4])
-            raise DataError(f"{path} is a shapes world, not a labelled dataset; use one of its class manifests: "
-                            f"{manifests or path / 'classes/*.jsonl'}")
+        if (path / "world.json").exists() and (path / "captions.jsonl").exists():
+            return relabel(load_manifest(path / "captions.jsonl"), label or WORLD_DEFAULT_LABEL, path.name,
+                           str(path))
+        if label is not None:
+            raise DataError(f"--label {label}: {path} is an image folder, labelled by its subfolders; --label "
+                            "applies to a manifest whose rows carry attributes")
         return load_image_folder(path)
-    return load_manifest(path)
+    ds = load_manifest(path)
+    return relabel(ds, label, ds.name, ds.source) if label is not None else ds
+
+
+def relabel(ds: Dataset, key: str, name: str, source: str) -> Dataset:
+    """The images of `ds` whose attribute `key` has one value, labelled by it (a two-object image has no single
+    colour, so it drops out of a colour classification)."""
+    items, known = [], set()
+    for it in ds.items:
+        known.update(k for k, v in it.attributes.items() if isinstance(v, (str, int)) and not isinstance(v, bool))
+        value = it.attributes.get(key)
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            items.append(ImageRecord(it.path, it.id, str(value), it.split, it.attributes, it.caption, it.record))
+    if not items:
+        have = ", ".join(sorted(known)) or "none"
+        raise DataError(f"--label {key}: no image of {source} has that attribute; its attributes: {have}")
+    return Dataset(f"{name} ({key})", f"{source} (label {key})", items, sorted({it.label for it in items}))
 
 
 @functools.lru_cache(maxsize=4)
