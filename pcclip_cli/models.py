@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 
 from .clip.checkpoints import META_FILE, find_checkpoints, load_checkpoint, read_checkpoint_meta
 from .clip.loaded import LoadedClip, from_architecture
 from .clip.spec import (
+    MODEL_CONFIGS_DIR,
     PAPER_MODEL,
     SHAPES_MODEL,
     SHAPES_MODELS,
@@ -16,7 +18,6 @@ from .clip.spec import (
     builtin_architectures,
     create_model,
     download_error,
-    model_config,
     open_clip_module,
     parse_spec,
     resolve_device,
@@ -66,12 +67,37 @@ def clip_for(model) -> LoadedClip:
     return load_clip(model) if isinstance(model, str) else model
 
 
+def pretrained_tags() -> list[str]:
+    """open_clip's ARCH:TAG list, cached per open_clip version in PCCLIP_HOME: importing open_clip (and torch)
+    takes seconds, and `pcclip models` needs only these names."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .core.io import write_json_atomic
+    from .core.paths import home
+
+    try:
+        key = version("open_clip_torch")
+    except PackageNotFoundError:
+        key = "unknown"
+    cache = home() / f"open_clip-pretrained-{key}.json"
+    try:
+        return list(json.loads(cache.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        pass
+    tags = [f"{a}:{t}" for a, t in open_clip_module().list_pretrained()]
+    try:
+        write_json_atomic(cache, tags)
+    except OSError:
+        pass  # a read-only home only costs the next listing the import again
+    return tags
+
+
 def list_models(search: list[Path] | None = None, all_pretrained: bool = False) -> dict:
     """Everything `--model` accepts: built-ins, the shapes model, pretrained tags and local checkpoints."""
-    open_clip = open_clip_module()
     builtins = []
     for name in builtin_architectures():
-        cfg = model_config(name)
+        # The shipped JSON itself (it names HF text towers by hub id): model_config would import open_clip.
+        cfg = json.loads((MODEL_CONFIGS_DIR / f"{name}.json").read_text(encoding="utf-8"))
         builtins.append({"name": name, "image_size": cfg.get("vision_cfg", {}).get("image_size"),
                          "embed_dim": cfg.get("embed_dim"),
                          "layers": cfg.get("vision_cfg", {}).get("layers"),
@@ -81,7 +107,7 @@ def list_models(search: list[Path] | None = None, all_pretrained: bool = False) 
         folder = shapes_model_dir(name)
         shapes.append({"name": name, "cached": (folder / META_FILE).exists(), "path": str(folder),
                        "recipe": describe_recipe(name)})
-    pretrained = [f"{a}:{t}" for a, t in open_clip.list_pretrained()]
+    pretrained = pretrained_tags()
     if not all_pretrained:
         pretrained = [p for p in pretrained if p.startswith(("ViT-L-14:", "ViT-B-32:", "ViT-B-16:"))]
         pretrained.sort(key=lambda p: (p != PAPER_MODEL, p))

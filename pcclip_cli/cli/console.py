@@ -41,6 +41,19 @@ def _jsonable(obj: Any):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def data_lines(rows: list[list[str]]) -> None:
+    """Results as plain tab-separated lines on stdout (for `| grep`, `cut` and `$(...)`), uncut."""
+    for row in rows:
+        sys.stdout.write("\t".join(" ".join(str(cell).split("\t")) for cell in row) + "\n")
+    sys.stdout.flush()
+
+
+def data_on_terminal() -> bool:
+    """Whether stdout is the same terminal as stderr: then the data lines are the table, and printing a Rich
+    copy of them on stderr would show everything twice."""
+    return sys.stdout.isatty()
+
+
 def warn(message: str) -> None:
     err.print(f"[yellow]warning:[/yellow] {message}")
 

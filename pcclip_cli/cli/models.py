@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .console import JsonOption, emit_json, err
+from .console import JsonOption, data_lines, data_on_terminal, emit_json, err
 
 
 def command(
@@ -24,30 +24,37 @@ def command(
     if json_out:
         emit_json(listing)
         return
+    rows = _rows(listing, all_pretrained)
+    # The names are data: one tab-separated line each on stdout (SPEC or LLM name, kind, what it is).
+    data_lines(rows)
+    if not all_pretrained:
+        err.print("more open_clip tags: pcclip models --all; any hf-hub:org/repo is accepted too")
+    if data_on_terminal():
+        return
     from rich.table import Table
 
-    table = Table(title="CLIP models (--model SPEC)", title_justify="left")
-    table.add_column("SPEC")
-    table.add_column("what")
+    table = Table(title="CLIP models (--model SPEC) and LLMs (--llm NAME)", title_justify="left")
+    for col in ("name", "kind", "what"):
+        table.add_column(col, overflow="fold")  # a folded name can still be copied; an elided one cannot
+    for row in rows:
+        table.add_row(*row)
+    err.print(table)
+
+
+def _rows(listing: dict, all_pretrained: bool) -> list[list[str]]:
+    rows = []
     for shapes in listing["shapes"]:
         state = "cached" if shapes["cached"] else "trained on first use"
-        name = f"[bold]{shapes['name']}[/bold]" if shapes["name"] == listing["default"] else shapes["name"]
-        table.add_row(name, f"{shapes['recipe']}; {state}")
+        default = "the default; " if shapes["name"] == listing["default"] else ""
+        rows.append([shapes["name"], "shapes", f"{default}{shapes['recipe']}; {state}"])
     for b in listing["builtin"]:
         text = f"with the sentence encoder {b['text_tower']} as text tower" if b.get("text_tower") else "random init"
-        table.add_row(b["name"], f"built-in architecture, {b['image_size']} px, {b['layers']} image layers, {text}")
+        rows.append([b["name"], "builtin", f"{b['image_size']} px, {b['layers']} image layers, {text}"])
     for p in listing["pretrained"]:
-        table.add_row(p, "paper's model (needs hub access)" if p == listing["paper"] else "open_clip pretrained")
-    if not all_pretrained:
-        table.add_row("...", "more open_clip tags: pcclip models --all; any hf-hub:org/repo")
+        rows.append([p, "pretrained", "the paper's model (needs hub access)" if p == listing["paper"]
+                     else "open_clip pretrained (needs hub access)"])
     for c in listing["checkpoints"]:
-        table.add_row(c["path"], f"checkpoint: {c['arch']}, base {c['base']}, scope {c['scope']}")
-    err.print(table)
-    if listing.get("llms"):
-        llms = Table(title="LLMs (--llm NAME)", title_justify="left")
-        llms.add_column("name")
-        llms.add_column("backend")
-        llms.add_column("target")
-        for row in listing["llms"]:
-            llms.add_row(row["name"], row["backend"], row.get("target", ""))
-        err.print(llms)
+        rows.append([c["path"], "checkpoint", f"{c['arch']}, base {c['base']}, scope {c['scope']}"])
+    for row in listing.get("llms") or []:
+        rows.append([row["name"], "llm", f"{row['backend']}" + (f": {row['target']}" if row.get("target") else "")])
+    return rows

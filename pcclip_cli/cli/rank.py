@@ -14,6 +14,8 @@ from .console import (
     JsonOption,
     ModelOption,
     QueryTemplatesOption,
+    data_lines,
+    data_on_terminal,
     emit_json,
     err,
     progress_bar,
@@ -78,7 +80,12 @@ def render_images(result: dict) -> None:
     if "answer" in result:
         err.print(f"answer: [bold]{result['answer']}[/bold] (score (g1 - g2)·f(T) = {result['score']:+.4f}; "
                   f"first = {result['first']})")
+        # The answer is data: the image that shows more of it, on stdout.
+        data_lines([[result["answer"], result[result["answer"]], f"{result['score']:+.4f}"]])
         return
+    data_lines([[str(row["rank"]), f"{row['score']:+.4f}", row["image"]] for row in result["order"]])
+    if data_on_terminal():
+        return  # the lines above are the table
     table = Table(title=f"{result['images']} images ordered by {result['attribute']!r}, highest g·f(T) first", title_justify="left")
     table.add_column("rank", justify="right")
     table.add_column("g·f(T)", justify="right")

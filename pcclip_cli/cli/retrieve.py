@@ -9,7 +9,16 @@ import typer
 
 from pcclip_cli.core.errors import PcclipError
 
-from .console import JsonOption, QueryTemplatesOption, emit_json, err, info, warn
+from .console import (
+    JsonOption,
+    QueryTemplatesOption,
+    data_lines,
+    data_on_terminal,
+    emit_json,
+    err,
+    info,
+    warn,
+)
 
 # Shared by `rank` and `retrieve`: how an attribute word becomes text queries (retrieval.ensemble).
 
@@ -52,6 +61,13 @@ def command(
         title += f" -> {q['sentence']!r}" + (f" and {n - 1} more phrasings (averaged)" if n > 1 else "")
     if q.get("than"):
         title += f", more than {q['than']}"
+    data_lines([[str(hit["rank"]), f"{hit['score']:.4f}", hit["path"], _short_meta(hit["meta"])]
+                for hit in result["results"]])
+    if data_on_terminal() or not result["results"]:
+        err.print(f"{title} ({result['count']} images, {result['index_type']})")
+        if not result["results"]:
+            err.print("no images matched" + (" (none has more of it than the reference)" if q.get("than") else ""))
+        return
     table = Table(title=f"{title} ({result['count']} images, {result['index_type']})", title_justify="left")
     table.add_column("rank", justify="right")
     table.add_column("score", justify="right")
