@@ -100,6 +100,57 @@ def progress_bar(description: str, enabled: bool = True):
         TimeRemainingColumn(),
         TextColumn("{task.fields[extra]}"),
     ]
-    with Progress(*columns, console=err, transient=False) as progress:
-        reporter = ProgressReporter(progress, description)
-        yield reporter
+    # Drawn on the first report only: a command that fails its checks, or finds its work done, draws no
+    # empty "0/?" bar.
+    state: dict = {}
+
+    def report(done: int, total: int | None = None, **fields) -> None:
+        if "reporter" not in state:
+            state["progress"] = Progress(*columns, console=err, transient=False)
+            state["progress"].start()
+            state["reporter"] = ProgressReporter(state["progress"], description)
+        state["reporter"](done, total, **fields)
+
+    try:
+        yield report
+    finally:
+        if "progress" in state:
+            state["progress"].stop()
+
+
+def known_attribute_words() -> set[str]:
+    """Every attribute word pcclip's shipped tables know: the comparatives `rank` and `retrieve` expand, and the
+    vocabulary the audit reads (colours, sizes, shapes and their synonyms)."""
+    from pcclip_cli.core.config import load_toml
+    from pcclip_cli.core.paths import PROMPTS_DIR
+
+    words: set[str] = set()
+    for key, pair in load_toml(PROMPTS_DIR / "attributes.toml").get("comparatives", {}).items():
+        words.update([key, *pair])
+    for table in load_toml(PROMPTS_DIR / "vocabulary.toml").values():
+        if isinstance(table, dict):
+            for value, names in table.items():
+                words.add(value)
+                words.update(n for n in names if isinstance(n, str))
+    return {w.lower() for w in words}
+
+
+def check_attribute_word(attribute: str | None, strict: bool) -> None:
+    """A bare word that no table knows is most often a typo (`bleu`): warn naming the nearest known word, or
+    refuse with --strict. Sentences (three or more words) and known words pass silently."""
+    import difflib
+
+    from pcclip_cli.core.errors import PcclipError
+
+    word = " ".join((attribute or "").split()).lower()
+    if not word or len(word.split()) >= 3:
+        return
+    known = known_attribute_words()
+    if word in known or all(w in known or w in ("more", "less") for w in word.split()):
+        return
+    near = difflib.get_close_matches(word, sorted(known), n=1, cutoff=0.6)
+    hint = f"; did you mean {near[0]!r}?" if near else ""
+    message = f"attribute {attribute!r} is not a word pcclip's vocabulary knows{hint}"
+    if strict:
+        raise PcclipError(message + " (--strict refuses unknown words; drop it to query the word as typed)")
+    warn(message + " (queried as typed; --strict refuses unknown words)")

@@ -51,4 +51,5 @@ def command(
     tuned = " (exact)" if summary["index_type"] == "flat" else " with " + ", ".join(f"{k}={v}" for k, v in shown.items())
     err.print(f"recall@10 {summary['recall']:.3f}{tuned}; {summary['latency_ms_p50']:.2f} ms per query (p50)")
     err.print(f"added {summary['added']} ({summary['embedded']} newly embedded{extra}); "
-              f"embed {summary['seconds']['embed']:.1f} s, index {summary['seconds']['index']:.2f} s")
+              + (f"embed {summary['seconds']['embed']:.1f} s, " if summary["embedded"] else "")
+              + f"index {summary['seconds']['index']:.2f} s")

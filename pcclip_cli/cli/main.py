@@ -82,6 +82,8 @@ app = typer.Typer(
     help="PC-CLIP: finetune CLIP so that g(I1) - g(I2) aligns with f(T12), and evaluate what it learns.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain Click help: Rich's option table cuts long flag names at 80 columns (`--mse-raw-differ…`).
+    rich_markup_mode=None,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

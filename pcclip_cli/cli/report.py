@@ -14,13 +14,15 @@ def command(
     runs: Annotated[list[Path], typer.Argument(help="Run directories (searched for result*.json) or result files.")],
     out: Annotated[Path | None, typer.Option(help="Write the markdown table here.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Write a PNG figure here (metrics per arm, error bars).")] = None,
-    metric: Annotated[list[str] | None, typer.Option(help="Only these metrics (repeatable).")] = None,
+    metric: Annotated[list[str] | None, typer.Option(
+        help="Only these metrics (repeatable); default: the headline ones.")] = None,
+    all_metrics: Annotated[bool, typer.Option("--all", help="Every metric the results hold.")] = False,
     json_out: JsonOption = False,
 ):
     """Gather ablation results: one row per arm (seeds merged), columns for varied settings and metrics."""
     from pcclip_cli.evaluation.report import build_report
 
-    report = build_report(runs, out=out, plot=plot, metrics=metric)
+    report = build_report(runs, out=out, plot=plot, metrics=metric, all_metrics=all_metrics)
     if json_out:
         emit_json(report)
         return

@@ -12,6 +12,7 @@ from pcclip_cli.core.errors import PcclipError
 from .console import (
     JsonOption,
     QueryTemplatesOption,
+    check_attribute_word,
     data_lines,
     data_on_terminal,
     emit_json,
@@ -37,6 +38,9 @@ def command(
     model: Annotated[str | None, typer.Option(help="Text encoder to query with [default: the index's model]; "
                                                    "must share the index's image tower.")] = None,
     query_templates: QueryTemplatesOption = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Refuse an attribute word the vocabulary does not "
+                                                          "know (default: warn and name the nearest one).")]
+    = False,
     json_out: JsonOption = False,
 ):
     """Search an index: top-k images with rank, score, path and metadata."""
@@ -47,6 +51,8 @@ def command(
     if len(given) != 1:
         raise PcclipError("give exactly one query: --attribute WORD, --text TEXT or --image PATH")
     kind, value = given[0]
+    if kind == QueryKind.attribute:
+        check_attribute_word(value, strict)
     query = Query(kind, str(value), than=str(than) if than is not None else None, templates=query_templates)
     result = retrieve(index, query, k=k, model=model, notify=info, warn=warn)
     if json_out:

@@ -193,7 +193,9 @@ def plot_arms(arms: list[Arm], varied: list[str], metrics: list[str], out: Path)
 
     cols = min(3, len(metrics))
     rows = math.ceil(len(metrics) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    # constrained layout keeps the title above the first row of panels, whatever their labels' height.
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows + 0.4), squeeze=False,
+                             layout="constrained")
     labels = [arm_name(a) for a in arms]
     for ax, metric in zip(axes.flat, metrics, strict=False):
         values = [a.metrics.get(metric, float("nan")) for a in arms]
@@ -205,15 +207,26 @@ def plot_arms(arms: list[Arm], varied: list[str], metrics: list[str], out: Path)
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
     fig.suptitle("pcclip ablations: " + (", ".join(varied) or "runs"), fontsize=10)
-    fig.tight_layout()
     with atomic_path(out, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
 
 
+# What a report shows when no metric is named (and --all is not given): the paper's headline numbers.
+HEADLINE_METRICS = ("rank/shapes-size", "rank/shapes-colour", "rank/shapes-attributes", "ordering/larger",
+                    "zero_shot/colour_shape", "clipscore")
+
+
+def headline(names: list[str]) -> list[str]:
+    """The headline metrics among `names`, in HEADLINE_METRICS' order; the first six names when none is there."""
+    chosen = [m for m in HEADLINE_METRICS if m in names]
+    return chosen or names[:6]
+
+
 def build_report(inputs: list[Path], *, out: Path | None = None, plot: Path | None = None,
-                 metrics: list[str] | None = None) -> dict:
-    """Read every result under `inputs`, group seeds into arms, write the markdown and the figure."""
+                 metrics: list[str] | None = None, all_metrics: bool = False) -> dict:
+    """Read every result under `inputs`, group seeds into arms, write the markdown and the figure: for the
+    named metrics, every metric with `all_metrics`, else the headline ones."""
     from pcclip_cli.core.io import write_text_atomic
 
     runs = [read_result(p) for p in find_results(inputs)]
@@ -223,6 +236,8 @@ def build_report(inputs: list[Path], *, out: Path | None = None, plot: Path | No
         if missing:
             raise DataError(f"metric(s) {', '.join(missing)} not in the results; available: {', '.join(names)}")
         names = metrics
+    elif not all_metrics:
+        names = headline(names)
     table = markdown_table(arms, varied, names)
     if out:
         write_text_atomic(out, table)

@@ -151,8 +151,10 @@ def run_plan(plan: Plan, llm, prompt, params: Params, recorded: dict, out: Path 
     def report():
         if progress:
             elapsed = max(time.perf_counter() - t0, 1e-9)
-            progress(counts["skipped"] + counts["generated"], plan.total, **{
-                "it/s": counts["generated"] / elapsed, "tok/s": llm.stats.tokens / elapsed})
+            rates = {"it/s": counts["generated"] / elapsed}
+            if llm.backend != "template":  # the oracle writes words, not model tokens: no tok/s for it
+                rates["tok/s"] = llm.stats.tokens / elapsed
+            progress(counts["skipped"] + counts["generated"], plan.total, **rates)
 
     def todo() -> Iterator[Request]:
         for req in plan.items():
@@ -198,7 +200,8 @@ def run_plan(plan: Plan, llm, prompt, params: Params, recorded: dict, out: Path 
         "prompt": prompt.name, "prompt_sha256": prompt.sha256, "source": plan.source, "total": plan.total,
         "skipped": counts["skipped"], "generated": counts["generated"], "llm_calls": stats["calls"],
         "tokens": stats["tokens"], "retries": stats["retries"], "seconds": round(elapsed, 3),
-        "tokens_per_s": round(stats["tokens"] / stats["seconds"], 2) if stats["seconds"] > 0 else None,
+        "tokens_per_s": (round(stats["tokens"] / stats["seconds"], 2)
+                         if stats["seconds"] > 0 and llm.backend != "template" else None),
         "repaired_bytes": repaired, "params": recorded,
     }
     if collect:
