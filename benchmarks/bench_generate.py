@@ -70,8 +70,8 @@ def rerun_cost(world: Path, tmp: Path, llm: str, pairs: int, max_tokens: int) ->
     t1 = time.perf_counter()
     again = generate(GenerateConfig(**cfg))
     t2 = time.perf_counter()
-    return {"llm": llm, "pairs": pairs, "first_s": round(t1 - t0, 3), "first_llm_calls": first["llm_calls"],
-            "rerun_s": round(t2 - t1, 3), "rerun_llm_calls": again["llm_calls"],
+    return {"llm": llm, "pairs": pairs, "first_s": round(t1 - t0, 3), "first_llm_calls": first.llm_calls,
+            "rerun_s": round(t2 - t1, 3), "rerun_llm_calls": again.llm_calls,
             "rerun_fraction": round((t2 - t1) / (t1 - t0), 4)}
 
 
