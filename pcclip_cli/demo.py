@@ -175,8 +175,10 @@ def run_demo(cfg: DemoConfig, *, progress=None, warn=None) -> dict:
     for name, clip in (("base", base), ("pc", pc)):
         steps.start(f"evaluating {'PC-CLIP' if name == 'pc' else 'the base model'}")
         opts = SuiteOptions(world=str(world), seeds=cfg.seeds, pairs=cfg.eval_pairs, seed=cfg.seed, llm="template")
-        evals[name], reused = _cached_eval(out / f"eval-{name}.json", clip, settings,
-                                           lambda c=clip, o=opts: run_suite(c, o, progress=steps.sub, warn=warn))
+        def evaluate(c=clip, o=opts):
+            return run_suite(c, o, progress=steps.sub, warn=warn).to_dict()
+
+        evals[name], reused = _cached_eval(out / f"eval-{name}.json", clip, settings, evaluate)
         steps.finish(reused=reused)
 
     steps.start("attribute retrieval")
