@@ -112,6 +112,7 @@ def plan(quick: bool) -> list[Bench]:
               ["--sections", "batched,openai,tokens,rerun"]),
         # Peak RSS of streaming every ordered pair, measured from a fresh, small parent process.
         Bench("generate-rss", "bench_generate.py", ["--sections", "rss"], ["--sections", "rss"]),
+        Bench("startup", "bench_startup.py", ["--quick"], []),
     ]
     known = {b.script for b in benches}
     for path in sorted(HERE.glob("bench_*.py")):
