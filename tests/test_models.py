@@ -144,8 +144,9 @@ def test_models_command_lists_builtins(cli, tmp_path, micro_clip):
     assert listing["default"] == "shapes-clip" and listing["pretrained"][0] == PAPER_MODEL
     assert str(tmp_path / "ckpt") in [c["path"] for c in listing["checkpoints"]]
     table = cli("models")
-    assert table.code == 0 and "pcclip-tiny" in table.stderr and table.stdout == ""
-    assert "scratch" in table.stderr and "MiniLM" in table.stderr
+    # Names are data on stdout, one tab-separated line each; the table (for people) is on stderr.
+    assert table.code == 0 and "pcclip-tiny\tbuiltin\t" in table.stdout and "pcclip-tiny" in table.stderr
+    assert "shapes-clip-scratch\tshapes\t" in table.stdout and "all-MiniLM-L6-v2" in table.stdout
 
 
 def test_offline_hub_model_gives_clean_error(run_pcclip, tmp_path):
