@@ -114,21 +114,25 @@ def _candidates(kind: IndexType, index, k: int) -> tuple[str, list[int], int]:
 
 def tune_index(index, kind: IndexType | str, vectors, *, target_recall: float = DEFAULT_TARGET_RECALL,
                max_latency_ms: float | None = None, k: int = 10, queries: int = TUNING_QUERIES,
-               seed: int = 0) -> Tuning:
+               seed: int = 0, sample=None, sample_vectors=None, exact=None) -> Tuning:
     """Set `index`'s search parameter to the smallest value reaching `target_recall` (and `max_latency_ms`).
 
     `vectors` are all the vectors the index holds, in id order. A flat index is exact: its recall is 1 and only
     its latency is measured. When no setting meets both bounds, the index keeps the best one found (the most
     recall within the latency bound; the fastest if none is within it) and `warning` says what was reached.
+    An index too large to hold its vectors in memory (retrieval.ondisk) passes vectors=None with the sampled
+    ids, their vectors and their exact neighbours (as exact_neighbours returns them) computed shard by shard.
     """
     import numpy as np
 
     check_target(target_recall, max_latency_ms)
     kind = IndexType(kind)
-    n = len(vectors)
-    rng = np.random.default_rng(seed)
-    sample = np.sort(rng.choice(n, min(queries, n), replace=False)) if n else np.zeros(0, np.int64)
-    timed = vectors[sample[:LATENCY_QUERIES]]
+    n = int(index.ntotal) if vectors is None else len(vectors)
+    if sample is None:
+        rng = np.random.default_rng(seed)
+        sample = np.sort(rng.choice(n, min(queries, n), replace=False)) if n else np.zeros(0, np.int64)
+    qs = vectors[sample] if sample_vectors is None else sample_vectors
+    timed = qs[:LATENCY_QUERIES]
     if kind == IndexType.flat or n <= 1:
         p50, p95 = latency_ms(index, timed, k) if n else (0.0, 0.0)
         met = max_latency_ms is None or p50 <= max_latency_ms
@@ -137,9 +141,8 @@ def tune_index(index, kind: IndexType | str, vectors, *, target_recall: float = 
         return Tuning(None, None, 1.0, p50, p95, target_recall, max_latency_ms, k, len(sample), met,
                       warning=warning)
     kk = min(k, n - 1)
-    exact = exact_neighbours(vectors, sample, kk)
+    exact = exact if exact is not None else exact_neighbours(vectors, sample, kk)
     param, start, top = _candidates(kind, index, kk)
-    qs = vectors[sample]
     trials: dict[int, Trial] = {}
 
     def measure(value: int) -> Trial:
