@@ -24,7 +24,7 @@ from .index_types import IndexType, index_params
 from .layout import INDEX_FORMAT, INDEX_FORMAT_VERSION, ITEMS_FILE, MANIFEST_FILE, VECTORS_FILE
 from .shards import done_shards, read_items, shard_rows
 from .store import items_db, stored_path
-from .tuning import DEFAULT_TARGET_RECALL, TUNING_QUERIES, _without_self, tune_index
+from .tuning import DEFAULT_TARGET_RECALL, TUNING_QUERIES, without_self, tune_index
 
 IVFDATA_FILE = "vectors.ivfdata"
 
@@ -139,7 +139,7 @@ def build_ondisk_index(embeddings: str | Path, out: str | Path, *, model: dict, 
         sample = np.sort(rng.choice(n, min(TUNING_QUERIES, n), replace=False))
         qs = _rows_at(shards, counts, sample)
         kk = min(10, n - 1)
-        exact = _without_self(_exact_by_shard(shards, counts, qs, kk + 1), sample.tolist(), kk)
+        exact = without_self(_exact_by_shard(shards, counts, qs, kk + 1), sample.tolist(), kk)
         tuning = tune_index(index, IndexType.ivf, None, target_recall=target_recall or DEFAULT_TARGET_RECALL,
                             max_latency_ms=max_latency_ms, sample=sample, sample_vectors=qs, exact=exact)
         if tuning.warning and warn:

@@ -102,8 +102,7 @@ def embed_ray(spec: str, items, shards, shard_size: int, *, batch_size: int, on_
     """Embed the unfinished shards' images on Ray Data; write each shard once all its images are back."""
     import numpy as np
 
-    from .sharded import shard_rows_for
-    from .shards import write_shard
+    from .shards import shard_rows_for, write_shard
 
     ray = _import_ray()
     todo = [s for s in shards if not s.done]

@@ -9,7 +9,7 @@ from pathlib import Path
 from pcclip_cli.core.errors import DataError, PcclipError
 from pcclip_cli.data.records import OnError, collect_images
 
-from .shards import DEFAULT_SHARD_SIZE, inputs_digest, open_plan, write_shard
+from .shards import DEFAULT_SHARD_SIZE, inputs_digest, open_plan, shard_rows_for, write_shard
 
 
 class Engine(str, enum.Enum):
@@ -17,10 +17,6 @@ class Engine(str, enum.Enum):
 
     local = "local"
     ray = "ray"
-
-
-def shard_rows_for(items) -> list[dict]:
-    return [{"path": str(it.path), "id": it.id, "meta": it.meta} for it in items]
 
 
 def embed_local(clip, items, shards, shard_size: int, *, batch_size: int, on_error: OnError, progress=None,

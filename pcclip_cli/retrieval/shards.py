@@ -63,6 +63,11 @@ def open_plan(folder: Path, *, count: int, shard_size: int, digest: str, model: 
     return [shard(folder, i) for i in range((count + shard_size - 1) // shard_size)]
 
 
+def shard_rows_for(items) -> list[dict]:
+    """The items-file rows of image records: absolute path, id and the manifest's metadata."""
+    return [{"path": str(it.path), "id": it.id, "meta": it.meta} for it in items]
+
+
 def write_shard(s: Shard, vectors, rows: list[dict]) -> None:
     """Vectors first, items last, each by rename: the items file is the shard's done marker."""
     import numpy as np

@@ -77,7 +77,7 @@ def _set_param(index, kind: IndexType, value: int) -> None:
         index.hnsw.efSearch = int(value)
 
 
-def _without_self(ids, self_ids, k: int):
+def without_self(ids, self_ids, k: int):
     """Each row's ids minus the query's own id, cut to k."""
     return [[i for i in row if i != s and i >= 0][:k] for row, s in zip(ids.tolist(), self_ids, strict=True)]
 
@@ -102,7 +102,7 @@ def exact_neighbours(vectors, sample_ids, k: int) -> list[list[int]]:
     """The k nearest other vectors of each sampled vector, by brute force (without copying the vectors)."""
     faiss = import_faiss()
     _, ids = faiss.knn(vectors[sample_ids], vectors, k + 1, metric=faiss.METRIC_INNER_PRODUCT)
-    return _without_self(ids, sample_ids.tolist(), k)
+    return without_self(ids, sample_ids.tolist(), k)
 
 
 def _candidates(kind: IndexType, index, k: int) -> tuple[str, list[int], int]:
@@ -149,7 +149,7 @@ def tune_index(index, kind: IndexType | str, vectors, *, target_recall: float = 
         if value not in trials:
             _set_param(index, kind, value)
             _, ids = index.search(qs, kk + 1)
-            trial = Trial(value, _recall(_without_self(ids, sample.tolist(), kk), exact, kk))
+            trial = Trial(value, _recall(without_self(ids, sample.tolist(), kk), exact, kk))
             if max_latency_ms is not None:
                 trial.p50_ms = latency_ms(index, timed, kk)[0]
             trials[value] = trial
