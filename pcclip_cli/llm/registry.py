@@ -4,6 +4,7 @@
     get_llm("llamacpp:/models/x.gguf")       any GGUF file (a bare path ending in .gguf works too)
     get_llm("transformers:org/model")        a hub id or a local model directory
     get_llm("openai:gpt-4o-mini", base_url=...)
+    get_llm("vllm:meta-llama/Llama-2-13b-chat-hf")  vLLM's offline engine (CUDA)
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from pcclip_cli.core.errors import DataError, UnknownModelError, short_list
 
-BACKENDS = ("template", "llamacpp", "transformers", "openai")
+BACKENDS = ("template", "llamacpp", "transformers", "openai", "vllm")
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GEMMA3_FILE = "gemma-3-270m-q4_k_m.gguf"
@@ -43,6 +44,8 @@ def list_llms() -> list[dict]:
         {"name": "PATH.gguf", "backend": "llamacpp", "target": "any GGUF file", "what": "llamacpp:PATH also works"},
         {"name": "DIR | org/name", "backend": "transformers", "target": "local model directory or hub id",
          "what": "transformers:TARGET also works"},
+        {"name": "vllm:MODEL", "backend": "vllm", "target": "hub id or model directory", "what": "vLLM's offline "
+         "engine on CUDA GPUs (pip install vllm)"},
         {"name": "openai:MODEL", "backend": "openai", "target": "any model name", "what": "with --base-url for "
          "vLLM, llama.cpp's server and other OpenAI-compatible servers"},
     ]
@@ -140,6 +143,10 @@ def get_llm(name: str, **opts):
         from .hf import TransformersLLM
 
         return TransformersLLM(display, target, **opts)
+    if backend == "vllm":
+        from .vllm_backend import VLLMLLM
+
+        return VLLMLLM(display, target, **opts)
     from .openai_api import OpenAILLM
 
     return OpenAILLM(display, target, **opts)

@@ -24,7 +24,7 @@ from .index_types import IndexType, index_params
 from .layout import INDEX_FORMAT, INDEX_FORMAT_VERSION, ITEMS_FILE, MANIFEST_FILE, VECTORS_FILE
 from .shards import done_shards, read_items, shard_rows
 from .store import items_db, stored_path
-from .tuning import DEFAULT_TARGET_RECALL, TUNING_QUERIES, without_self, tune_index
+from .tuning import DEFAULT_TARGET_RECALL, TUNING_QUERIES, tune_index, without_self
 
 IVFDATA_FILE = "vectors.ivfdata"
 
