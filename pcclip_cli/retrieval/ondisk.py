@@ -95,7 +95,7 @@ def build_ondisk_index(embeddings: str | Path, out: str | Path, *, model: dict, 
         trained_path = parts / "trained.faiss"
         faiss.write_index(trained, str(trained_path))
         db = items_db(tmp / ITEMS_FILE)
-        part_files, start, skipped = [], 0, 0
+        part_files, start = [], 0
         try:
             for j, (s, c) in enumerate(zip(shards, counts, strict=True)):
                 index = faiss.read_index(str(trained_path))
@@ -155,7 +155,7 @@ def build_ondisk_index(embeddings: str | Path, out: str | Path, *, model: dict, 
                     "updated": now, "embeddings": str(embeddings.resolve())}
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         del index
-    return {"index": str(out), "count": n, "shards": len(shards), "skipped": skipped, "index_type": "ivf",
+    return {"index": str(out), "count": n, "shards": len(shards), "index_type": "ivf",
             "storage": "on-disk", "params": params, "recall": spec["tuning"]["measured_recall"],
             "latency_ms_p50": spec["tuning"]["latency_ms_p50"], "target_met": spec["tuning"]["met"],
             "seconds": {"index": round(t_index, 3), "tune": round(time.perf_counter() - t0 - t_index, 3)}}
