@@ -27,6 +27,8 @@ class VLLMOptions:
     gpu_memory_utilization: float | None = None
 
     def __post_init__(self):
+        if self.dtype is not None:
+            self.dtype = str(getattr(self.dtype, "value", self.dtype))
         if self.dtype is not None and self.dtype not in ("auto", "bfloat16", "float16", "float32"):
             raise PcclipError(f"dtype must be auto, bfloat16, float16 or float32, got {self.dtype!r}")
         if self.tensor_parallel is not None and self.tensor_parallel < 1:
@@ -43,14 +45,17 @@ def import_vllm():
 
 
 class VLLMLLM(LLM):
+    """vLLM's offline engine on CUDA GPUs (pip install vllm)."""
+
     backend = "vllm"
     batched = True
+    options_class = VLLMOptions
+    cli_flags = {"--dtype": "dtype", "--chat": "chat"}
+    text_options = ("dtype", "chat")
 
     def __init__(self, name: str, target: str, **opts):
         super().__init__(name, target)
-        from pcclip_cli.core.config import from_dict
-
-        self.options = from_dict(VLLMOptions, opts, source="vllm backend options")
+        self.options = self.check_options(opts)
         vllm = import_vllm()
         key = (target, self.options.dtype, self.options.tensor_parallel, self.options.max_model_len,
                self.options.gpu_memory_utilization)
