@@ -58,9 +58,10 @@ def test_many_images_are_sorted_by_one_score_each(cli, micro_clip, imgs, world, 
     manifest.write_text("".join(json.dumps({"image": str(p)}) + "\n" for p in imgs))
     from_manifest = cli("rank", manifest, "bluer", "--model", "pcclip-micro", "--json").json()
     assert [row["image"] for row in from_manifest["order"]] == expect
-    # people's output goes to stderr, nothing on stdout without --json
+    # the order is data on stdout (rank, score, image), people's output on stderr
     plain = cli("rank", *imgs[:3], "bluer", "--model", "pcclip-micro")
-    assert plain.code == 0 and plain.stdout == "" and "bluer" in plain.stderr
+    assert plain.code == 0 and "bluer" in plain.stderr
+    assert [ln.split("\t")[0] for ln in plain.stdout.splitlines()] == ["1", "2", "3"]
 
 
 def test_unreadable_image_is_skipped_on_request(cli, imgs, tmp_path):
