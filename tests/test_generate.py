@@ -192,7 +192,12 @@ def test_progress_reports_items_and_rates(world, tmp_path):
     calls = []
     generate(GenerateConfig(llm="template", captions=world / "captions.jsonl", out=tmp_path / "p.jsonl", pairs=4),
              progress=lambda done, total, **f: calls.append((done, total, f)))
-    assert calls[-1][0] == 4 and calls[-1][1] == 4 and "it/s" in calls[-1][2] and "tok/s" in calls[-1][2]
+    assert calls[-1][0] == 4 and calls[-1][1] == 4 and "it/s" in calls[-1][2]
+    # The template oracle writes words, not model tokens: no tok/s for it, in the bar or the summary.
+    assert "tok/s" not in calls[-1][2]
+    again = generate(GenerateConfig(llm="template", captions=world / "captions.jsonl", out=tmp_path / "q.jsonl",
+                                    pairs=4))
+    assert again.tokens_per_s is None
 
 
 def test_option_combinations_are_checked(world, tmp_path):
