@@ -60,7 +60,7 @@ def command(
 
     clipscore: mean of 2.5 * max(cos(image_i, caption_i), 0) over the same pairs.
     """
-    from pcclip_cli.core.io import write_json_atomic
+    from pcclip_cli.core.io import check_writable, write_json_atomic
     from pcclip_cli.evaluation.suite import SuiteOptions, run_suite
 
     opts = SuiteOptions(suite=suite, world=str(world) if world else None, data_root=str(data_root) if data_root
@@ -68,6 +68,8 @@ def command(
                         alpha=alpha, top_k=top_k, llm=llm, descriptions=descriptions, keep=keep,
                         linear_probe=linear_probe, probe_val_fraction=probe_val_fraction)
     tags = parse_tags(tag or [])
+    if out:
+        check_writable(out)  # before the evaluation, which may take an hour, not after it
     with progress_bar("evaluating", enabled=not json_out) as bar:
         result = run_suite(model, opts, progress=bar, warn=warn)
     if tags:

@@ -8,6 +8,7 @@ import math
 import os
 import sys
 import typing
+from pathlib import Path
 from typing import Annotated
 
 import click
@@ -69,6 +70,15 @@ class PcclipGroup(TyperGroup):
             _fail("interrupted; re-run the same command to resume where it stopped")
         except BrokenPipeError:
             sys.exit(0)
+        except Exception as exc:
+            # The file system said no (read-only, full disk, no permission), directly or through sqlite or
+            # safetensors: one line naming the path and the cause. Anything else is a bug and keeps its traceback.
+            from pcclip_cli.core.errors import os_error_message
+            from pcclip_cli.core.io import is_storage_error
+
+            if not is_storage_error(exc):
+                raise
+            _fail(os_error_message(exc))
 
 
 def _fail(message: str):
@@ -108,9 +118,22 @@ def root(
     os.environ["PCCLIP_DEVICE"] = device.value
     from pcclip_cli.core.notices import set_notifier
 
-    from .console import info
+    from .console import info, warn
 
     set_notifier(info)
+    _route_warnings(warn)
+
+
+def _route_warnings(warn) -> None:
+    """Libraries' warnings (Pillow on palette images with transparency, ...) become pcclip's own one-line
+    `warning:` notes instead of Python's two-line `file:line: UserWarning` blocks; shown as often as Python's filters say (once per place, by default)."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        warn(f"{text} ({category.__name__} from {Path(filename).parent.name}/{Path(filename).name})")
+
+    warnings.showwarning = show
 
 
 # name -> "module:function". Each command lives in its own small module, imported when registered; the

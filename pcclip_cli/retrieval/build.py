@@ -9,6 +9,8 @@ from pathlib import Path
 
 from pcclip_cli import __version__
 from pcclip_cli.core.errors import DataError, PcclipError
+from pcclip_cli.core.io import check_writable
+from pcclip_cli.core.locks import holds_output_lock
 from pcclip_cli.data.records import OnError, collect_images
 
 from .atomic import building, check_out_dir
@@ -37,6 +39,7 @@ def model_record(clip) -> dict:
             "base": clip.info.get("base") if clip.info else None, "embed_dim": clip.embed_dim}
 
 
+@holds_output_lock("out")
 def build_index(images: list[str | Path], out: str | Path, *, model: str | None = None,
                 index_type: IndexType | str = IndexType.auto, add: bool = False, batch_size: int = 64,
                 on_error: OnError | str = OnError.stop, device: str | None = None, progress=None,
@@ -58,6 +61,7 @@ def build_index(images: list[str | Path], out: str | Path, *, model: str | None 
     if batch_size < 1:
         raise PcclipError(f"--batch-size must be at least 1, got {batch_size}")
     check_out_dir(out)
+    check_writable(out)  # before minutes of embedding, not after
     import_faiss()  # before torch loads, so that both share the OpenMP wait policy set there
     old = None
     if add and (out / MANIFEST_FILE).exists():
