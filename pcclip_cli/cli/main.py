@@ -62,6 +62,8 @@ class PcclipGroup(TyperGroup):
         return _finite_floats(command) if command is not None else None
 
     def invoke(self, ctx):
+        from pcclip_cli.data.records import set_allow_outside
+
         try:
             return super().invoke(ctx)
         except PcclipError as exc:
@@ -79,6 +81,8 @@ class PcclipGroup(TyperGroup):
             if not is_storage_error(exc):
                 raise
             _fail(os_error_message(exc))
+        finally:
+            set_allow_outside(None)  # the flag is for this command only (in-process callers run many)
 
 
 def _fail(message: str):
@@ -109,6 +113,11 @@ def root(
         Device,
         typer.Option(help="Where models run; auto means CUDA when present.", envvar="PCCLIP_DEVICE"),
     ] = Device.auto,
+    allow_outside: Annotated[
+        bool, typer.Option("--allow-outside/--inside-only", envvar="PCCLIP_ALLOW_OUTSIDE",
+                           help="Whether manifests may name images outside their own folder (by ../, an absolute "
+                                "path or a symlink).")
+    ] = True,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
@@ -116,7 +125,13 @@ def root(
     """PC-CLIP toolkit."""
     # Library code reads the device choice from the environment so scripts and commands agree.
     os.environ["PCCLIP_DEVICE"] = device.value
+    from pcclip_cli.data.records import set_allow_outside
+
+    set_allow_outside(allow_outside)
+    from pcclip_cli.core.errors import note_output
     from pcclip_cli.core.notices import set_notifier
+
+    note_output(None)  # in-process callers (tests) run many commands: forget the last one's output
 
     from .console import info, warn
 

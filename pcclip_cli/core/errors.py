@@ -38,14 +38,23 @@ def short_list(names, limit: int = 12) -> str:
 
 # What to do about the file-system errors people meet; other errnos are reported with the system's own words.
 _OS_HINTS = {
-    "EROFS": "the file system is read-only; choose an output on a writable disk",
-    "ENOSPC": "the disk is full; free some space or choose an output on another disk",
-    "EDQUOT": "the disk quota is exhausted; free some space or choose an output on another disk",
-    "EACCES": "permission denied; check the folder's permissions or choose another output",
-    "EPERM": "operation not permitted; check the folder's permissions or choose another output",
-    "EFBIG": "the file is too large for this file system; choose an output on another disk",
-    "EIO": "an I/O error from the disk; check the disk, or choose an output on another one",
+    "EROFS": "choose an output on a writable disk",
+    "ENOSPC": "free some space or choose an output on another disk",
+    "EDQUOT": "free some space or choose an output on another disk",
+    "EACCES": "check the folder's permissions or choose another output",
+    "EPERM": "check the folder's permissions or choose another output",
+    "EFBIG": "choose an output on another disk",
+    "EIO": "check the disk, or choose an output on another one",
 }
+
+
+_last_output: list = [None]
+
+
+def note_output(path) -> None:
+    """Remember the output the running command writes, for file-system errors that name no file (sqlite's
+    "database or disk is full", a write() on a full disk); None forgets it."""
+    _last_output[0] = path
 
 
 def os_error_message(exc: BaseException, path=None) -> str:
@@ -66,7 +75,7 @@ def os_error_message(exc: BaseException, path=None) -> str:
             if any(w in lowered for w in words):
                 name = key
                 break
-    where = getattr(exc, "filename", None) or path
+    where = getattr(exc, "filename", None) or path or _last_output[0]
     cause = getattr(exc, "strerror", None) or text
     hint = _OS_HINTS.get(name)
     line = f"{where}: {cause}" if where else str(cause)

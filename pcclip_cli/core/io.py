@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import DataError, WriteError, os_error_message
+from .errors import DataError, WriteError, note_output, os_error_message
 
 
 def _umask() -> int:
@@ -82,6 +82,7 @@ def check_writable(path: str | os.PathLike, what: str = "--out") -> None:
     """Refuse, before long work starts, an output whose folder cannot take a new file (read-only, no
     permission). Probes with an unnamed temporary file in the nearest existing folder, so nothing is left."""
     path = Path(path).expanduser()
+    note_output(path)
     probe = path if path.is_dir() else path.parent
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
@@ -92,7 +93,7 @@ def check_writable(path: str | os.PathLike, what: str = "--out") -> None:
             pass
     except OSError as exc:
         exc.filename = None
-        raise WriteError(f"{what} " + os_error_message(exc, probe)) from None
+        raise WriteError(f"{what} " + os_error_message(exc, path)) from None
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import PcclipError
+from .errors import PcclipError, note_output
 from .paths import home
 
 
@@ -53,6 +53,7 @@ def output_lock(output: str | os.PathLike, what: str = "--out") -> Iterator[Path
             fh.truncate()
             fh.write(f"{os.getpid()}\n")
             fh.flush()
+            note_output(output)
             yield path
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)

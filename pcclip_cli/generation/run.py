@@ -266,6 +266,7 @@ class Job:
     recorded: dict
     llm: object
     repaired: int = 0
+    removed: int = 0  # records of a repeated key, dropped before the run
 
     def run(self, progress=None) -> dict:
         try:
@@ -275,6 +276,7 @@ class Job:
             self.llm.close()
         summary["shard"] = str(self.cfg.shard)
         summary["repaired_bytes"] += self.repaired
+        summary["duplicates_removed"] += self.removed
         return summary
 
 
@@ -303,17 +305,17 @@ def prepare(cfg: GenerateConfig) -> Job:
         plan = classes_plan(cfg, prompt)
     else:
         plan = descriptions_plan(cfg, prompt)
-    repaired = 0
+    repaired = removed = 0
     if cfg.out is not None and Path(cfg.out).exists():
         # Refuse a mismatched output file before loading a model that may take minutes to load.
         from pcclip_cli.core.locks import output_lock
 
         name, backend, _ = resolve(cfg.llm)
         with output_lock(cfg.out):  # another run may be mid-record: never cut its line
-            repaired, _, _ = _open_output(Path(cfg.out), _run_settings(cfg.kind.value, name, backend, prompt,
+            repaired, removed, _ = _open_output(Path(cfg.out), _run_settings(cfg.kind.value, name, backend, prompt,
                                                                        recorded))
     llm = get_llm(cfg.llm, **cfg.backend_options)
-    return Job(cfg, plan, prompt, params, recorded, llm, repaired)
+    return Job(cfg, plan, prompt, params, recorded, llm, repaired, removed)
 
 
 def generate(cfg: GenerateConfig, progress=None) -> dict:
