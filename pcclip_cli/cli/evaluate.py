@@ -71,7 +71,7 @@ def command(
     if out:
         check_writable(out)  # before the evaluation, which may take an hour, not after it
     with progress_bar("evaluating", enabled=not json_out) as bar:
-        result = run_suite(model, opts, progress=bar, warn=warn)
+        result = run_suite(model, opts, progress=bar, warn=warn).to_dict()
     if tags:
         result["tags"] = tags
     if out:
