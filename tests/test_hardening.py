@@ -222,7 +222,7 @@ def test_the_path_policy_follows_the_flag(world, cli, tmp_path, monkeypatch):
 def test_a_record_without_text_is_dropped_and_counted_by_filter(tmp_path, cli):
     comps = tmp_path / "c.jsonl"
     rows = [{"key": f"a{i} -> b", "kind": "pairs", "first": f"a{i}", "second": "b", "text": t}
-            for i, t in enumerate(["The first is red.", None, "", "The first is bigger."])]
+            for i, t in enumerate(["The first is red.", None, "The first is bigger.", None])]
     comps.write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = cli("filter", comps, "--out", tmp_path / "kept.jsonl", "--json")
     assert result.code == 0, result.stderr

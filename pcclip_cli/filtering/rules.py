@@ -343,8 +343,9 @@ def filter_records(records: Iterable[tuple[int, dict]], ruleset: RuleSet, source
     total = changed_kept = no_text = 0
     for lineno, rec in records:
         text = rec.get("text")
-        if not isinstance(text, str) or not text.strip():
-            # The one rule of every command: a record without text (missing, null, empty) is dropped and counted.
+        if not isinstance(text, str):
+            # The one rule of every command: a record without text is dropped and counted (an empty string is
+            # the rules' to drop, and counted there).
             no_text += 1
             continue
         total += 1
