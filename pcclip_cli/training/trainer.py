@@ -45,6 +45,7 @@ from .config import (
 )
 from .distributed import Dist, gather_rows
 from .losses import LossConfig, combined_loss, loss_shares
+from .reporters import open_metrics
 from .run_dir import (
     CHECKPOINTS_DIR,
     CONFIG_JSON,
@@ -270,7 +271,8 @@ class Trainer:
         self.model.train()
         if self.image_frozen:
             self.model.visual.eval()
-        metrics_fh = open(self.out / METRICS_FILE, "a", encoding="utf-8") if dist_info.main else None  # noqa: SIM115
+        metrics_fh = (open_metrics(self.out / METRICS_FILE, cfg.report_to, to_dict(cfg)) if dist_info.main
+                      else None)
         t_start = time.perf_counter()
         try:
             for epoch in range(start_epoch, cfg.epochs):
