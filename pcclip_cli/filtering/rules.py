@@ -341,7 +341,7 @@ def filter_records(records: Iterable[tuple[int, dict]], ruleset: RuleSet, source
     counts = {r.name: {"dropped": 0, "changed": 0} for r in ruleset.rules}
     kept: list[dict] = []
     total = changed_kept = no_text = 0
-    for lineno, rec in records:
+    for _lineno, rec in records:
         text = rec.get("text")
         if not isinstance(text, str):
             # The one rule of every command: a record without text is dropped and counted (an empty string is
