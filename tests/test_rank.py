@@ -11,7 +11,7 @@ from pcclip_cli.data.attributes import expand_attribute
 from pcclip_cli.data.records import read_captions
 from pcclip_cli.data.tasks import load_task, sample_trials
 from pcclip_cli.evaluation.formulas import mean_se
-from pcclip_cli.retrieval.ensemble import attribute_ensemble
+from pcclip_cli.data.attributes import attribute_ensemble
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from pcclip_cli.retrieval import (
     retrieve,
     search,
 )
-from pcclip_cli.retrieval.ensemble import attribute_ensemble
+from pcclip_cli.data.attributes import attribute_ensemble
 
 
 @pytest.fixture(scope="module")
