@@ -17,8 +17,8 @@ def rank_images(model, inputs: list[str], attribute: str, *, on_error: OnError =
     ensemble of the attribute (data.attributes; `templates` names another template set or file).
     """
     from pcclip_cli.clip.embeddings import embed_images
-    from pcclip_cli.models import clip_for
     from pcclip_cli.data.attributes import attribute_ensemble, ensemble_vector
+    from pcclip_cli.models import clip_for
 
     from .formulas import attribute_scores, order_by_scores, rank_score
 

@@ -106,7 +106,7 @@ def _task_hashes(paths: list[Path]) -> dict:
 
 
 def _shapes_suite(model, options: SuiteOptions, progress, warn) -> dict:
-    from pcclip_cli.data.tasks import load_dataset
+    from pcclip_cli.data.datasets.base import load_dataset
     from pcclip_cli.models import clip_for
 
     from .ranking import order_concordance, run_rank_task
@@ -187,7 +187,7 @@ def _classify_set(clip, manifest: Path, name: str, llm: str, options: SuiteOptio
     """Zero-shot with the template, comparative prompting on its top-k confused pairs, and distance on those
     comparatives; then descriptions with EX2-style selection (scored on train, evaluated on test)."""
     from pcclip_cli.core.io import write_jsonl_atomic
-    from pcclip_cli.data.tasks import load_dataset
+    from pcclip_cli.data.datasets.base import load_dataset
 
     from .classification import DEFAULT_TEMPLATE, ClassifyOptions, classify
     from .distance import distances_for
@@ -225,7 +225,8 @@ def _descriptions(llm: str, classes: list[str], n: int) -> list[dict]:
 
 
 def _paper_suite(model, options: SuiteOptions, progress, warn) -> dict:
-    from pcclip_cli.data.tasks import load_dataset, load_task
+    from pcclip_cli.data.datasets.base import load_dataset
+    from pcclip_cli.data.tasks import load_task
     from pcclip_cli.models import clip_for
 
     from .classification import DEFAULT_TEMPLATE, ClassifyOptions, classify

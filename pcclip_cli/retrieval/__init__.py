@@ -18,9 +18,6 @@ text and image queries; `retrieve`; attribute words come from data.attributes), 
 tuned to a recall target), default_index (the shapes world's test images, built on first use).
 """
 
-from .backend import BLAS_THRESHOLD, choose_backend, gpu_available, import_faiss
-from .build import build_index
-from .default_index import DEFAULT_INDEX, DefaultIndexSpec, default_index_dir, ensure_default_index
 from pcclip_cli.data.attributes import (
     AttributeEnsemble,
     attribute_ensemble,
@@ -28,6 +25,10 @@ from pcclip_cli.data.attributes import (
     ensemble_vectors,
     load_query_templates,
 )
+
+from .backend import BLAS_THRESHOLD, choose_backend, gpu_available, import_faiss
+from .build import build_index
+from .default_index import DEFAULT_INDEX, DefaultIndexSpec, default_index_dir, ensure_default_index
 from .index_types import FLAT_MAX, IndexType, auto_index_type, index_params, make_faiss_index
 from .layout import (
     INDEX_FORMAT,
