@@ -20,7 +20,7 @@ def command(
     world: Annotated[Path | None, typer.Option(
         help="Shapes world to evaluate on; default: build or reuse $PCCLIP_HOME/worlds/shapes-default.")] = None,
     data_root: Annotated[Path | None, typer.Option(help="Paper suite: where the datasets live.")] = None,
-    tasks: Annotated[Path | None, typer.Option(help="Paper suite: folder of task files (default examples/tasks).")]
+    tasks: Annotated[Path | None, typer.Option(help="Paper suite: folder of task files (default: the shipped paper tasks, examples/tasks).")]
     = None,
     seeds: Annotated[int, typer.Option(help="Rank benchmark: number of seeds.")] = 5,
     pairs: Annotated[int, typer.Option(help="Rank benchmark: pairs per seed.")] = 100,
