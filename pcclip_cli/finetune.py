@@ -18,12 +18,13 @@ from .models import load_clip, resolve_device
 from .training.averaging import average_state_dicts
 from .training.config import Init, TrainConfig, read_config_file, resolve_config, resume_config
 from .training.distributed import setup_distributed
-from .training.trainer import Trainer, TrainResult, check_out_dir
+from .training.run_dir import check_run_dir
+from .training.trainer import Trainer, TrainResult
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, progress=None, warn=None) -> TrainResult:
     """Run (or resume) one training run of the model `cfg.model` names; see training.trainer for the run files."""
-    check_out_dir(cfg.out, resume)  # before the model loads: a wrong --out fails at once
+    check_run_dir(cfg.out, resume)  # before the model loads: a wrong --out fails at once
     dist, device = setup_distributed(resolve_device(None))
     clip = load_clip(cfg.model, device, fresh=True)
     return Trainer(cfg, clip, dist=dist, resume=resume, progress=progress, warn=warn).fit()

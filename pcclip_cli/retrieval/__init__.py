@@ -12,7 +12,7 @@ An index directory holds three files, written together and swapped into place as
     hits = search(idx, clip.encode_texts(["a red circle"]), k=10)[0]
 
 The modules, one concern each: layout (file names, manifest identity), backend (faiss setup, CPU or GPU),
-index_types (flat/IVF/HNSW and their parameters), atomic (swapping a build into place), store (opening an
+index_types (flat/IVF/HNSW and their parameters), store (opening an
 index and its item metadata), build (embedding and writing), search (top-k with filters), query (attribute,
 text and image queries; `retrieve`; attribute words come from data.attributes), tuning (search parameters
 tuned to a recall target), default_index (the shapes world's test images, built on first use).
