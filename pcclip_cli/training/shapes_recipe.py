@@ -11,7 +11,8 @@ from pathlib import Path
 
 from pcclip_cli.clip.checkpoints import META_FILE, is_checkpoint, load_checkpoint, update_checkpoint_meta
 from pcclip_cli.clip.loaded import from_architecture
-from pcclip_cli.clip.spec import SCRATCH_SHAPES_MODEL, SHAPES_MODEL, resolve_device
+from pcclip_cli.clip.spec import SCRATCH_SHAPES_MODEL, SHAPES_MODEL
+from pcclip_cli.core.device import resolve_device
 from pcclip_cli.core.dirs import build_dir
 from pcclip_cli.core.notices import notify
 from pcclip_cli.core.paths import models_dir
