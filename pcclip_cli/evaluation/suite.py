@@ -283,7 +283,8 @@ def _paper_suite(model, options: SuiteOptions, progress, warn) -> SuiteResult:
             skipped_sets.append({"dataset": name, "skipped": str(exc)})
     if not runnable and not datasets:
         names = ", ".join(p.stem for p in task_paths)
-        raise DataError(f"none of the paper's tasks ({names}) or datasets was found under {options.data_root}: "
+        raise DataError(f"none of the paper's datasets was found under {options.data_root}, so none of its tasks "
+                        f"({names}) can run: "
                         + "; ".join(s["skipped"] for s in skipped_sets[:2]) + " (see docs/evaluation.md)")
     for s in skipped_tasks + skipped_sets:
         if warn:
