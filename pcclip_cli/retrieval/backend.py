@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 
@@ -50,3 +51,25 @@ def choose_backend(use_gpu: bool | None = None) -> str:
                           "install faiss-gpu-cu12 on a CUDA machine, or use the CPU path (--device cpu)")
     return "gpu" if use_gpu else "cpu"
 
+
+
+@contextlib.contextmanager
+def quiet_faiss_stdout():
+    """faiss's C++ code prints notes (an on-disk index's file names, resizing) on stdout, which carries data;
+    around such calls they are dropped (its errors still come as exceptions)."""
+    import sys
+
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no real stdout (an embedding host): nothing to protect
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)

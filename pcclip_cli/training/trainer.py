@@ -4,9 +4,7 @@
     from pcclip_cli.training import TrainConfig, Trainer
     cfg = TrainConfig(comparatives="pairs.jsonl", captions="captions.jsonl", out="runs/pc", lr=1e-5, epochs=5)
     result = Trainer(cfg, from_architecture("pcclip-micro", "cpu")).fit()
-
-It receives a loaded model; loading one by name (the registry, which may itself train shapes-clip) is
-finetune.train's job, a layer above.
+It receives a loaded model: loading one by name (the registry) is finetune.train's job, a layer above.
 
 A run directory holds `train_config.json` and `config.toml` (the resolved config), `metrics.jsonl`,
 `checkpoints/epoch-NNNN/` (model, optimizer and RNG state, written atomically every `save_every` epochs) and,
@@ -46,6 +44,7 @@ from .config import (
 )
 from .distributed import Dist, gather_rows
 from .losses import LossConfig, combined_loss, loss_shares
+from .reporters import open_metrics
 from .run_data import load_run_data
 from .run_dir import (
     CHECKPOINTS_DIR,
@@ -213,7 +212,8 @@ class Trainer:
         self.model.train()
         if self.image_frozen:
             self.model.visual.eval()
-        metrics_fh = open(self.out / METRICS_FILE, "a", encoding="utf-8") if dist_info.main else None  # noqa: SIM115
+        metrics_fh = (open_metrics(self.out / METRICS_FILE, cfg.report_to, to_dict(cfg)) if dist_info.main
+                      else None)
         t_start = time.perf_counter()
         try:
             for epoch in range(start_epoch, cfg.epochs):
