@@ -44,6 +44,13 @@ def is_storage_error(exc: BaseException) -> bool:
                                         "permission", "unable to open"))
 
 
+def current_umask() -> int:
+    """The process's umask (reading it means setting it; it is put back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is renamed over `path`, on failure removed.
@@ -60,6 +67,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     except OSError as exc:
         raise WriteError(os_error_message(exc, path)) from None
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~current_umask())  # mkstemp makes 0600; the output gets what open() would give
     try:
         yield tmp_path
         os.chmod(tmp_path, file_mode(path))

@@ -10,15 +10,7 @@ from pathlib import Path
 from pcclip_cli.core.errors import DataError, PcclipError
 from pcclip_cli.core.io import sha256_file
 
-# The dataset types and loaders live in the datasets package; they are re-exported here for existing callers.
-from .datasets.base import (  # noqa: F401
-    NAMED_DATASETS,
-    Dataset,
-    LabeledImage,
-    display_name,
-    load_dataset,
-    load_manifest,
-)
+from .datasets.base import NAMED_DATASETS, Dataset, LabeledImage, load_dataset
 
 DATA_ROOT_MARK = "{data_root}"
 

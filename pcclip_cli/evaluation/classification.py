@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pcclip_cli.core.errors import DataError, PcclipError, short_list
 from pcclip_cli.data.comparatives import RecordKind, read_comparatives
-from pcclip_cli.data.tasks import Dataset, display_name, load_dataset
+from pcclip_cli.data.datasets.base import Dataset, display_name, load_dataset
 
 from .class_images import ClassNames, embed_items, labelled, mean_rows
 from .linear_probe import plan_probe, run_probe
