@@ -164,7 +164,7 @@ def _check_out(cfg: AlignConfig, out: Path) -> AlignResult | None:
 
 def align(cfg: AlignConfig, *, device: str | None = None, progress=None, warn=None) -> AlignResult:
     """Align `cfg.llm` to `cfg.model`'s preferences on `cfg.dataset`'s concepts; see AlignConfig."""
-    from pcclip_cli.data.tasks import load_dataset
+    from pcclip_cli.data.datasets.base import load_dataset
     from pcclip_cli.generation.prompts import load_prompt
 
     prompt = load_prompt(cfg.prompt, kind="descriptions")

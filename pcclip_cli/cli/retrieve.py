@@ -21,7 +21,7 @@ from .console import (
     warn,
 )
 
-# Shared by `rank` and `retrieve`: how an attribute word becomes text queries (retrieval.ensemble).
+# Shared by `rank` and `retrieve`: how an attribute word becomes text queries (data.attributes).
 
 
 def command(

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import os
 
+from pcclip_cli.core.device import device_choice
 from pcclip_cli.core.errors import PcclipError
 
 # This faiss build's default, 128000, keeps query batches off BLAS. At 20 a flat batch of 100 queries over
@@ -43,7 +44,7 @@ def gpu_available(faiss_module=None) -> bool:
 def choose_backend(use_gpu: bool | None = None) -> str:
     """'gpu' or 'cpu'. use_gpu=None follows $PCCLIP_DEVICE (cpu forces CPU) and what is present; True insists."""
     if use_gpu is None:
-        use_gpu = (os.environ.get("PCCLIP_DEVICE") or "auto").lower() != "cpu"
+        use_gpu = device_choice() != "cpu"
         return "gpu" if use_gpu and gpu_available() else "cpu"
     if use_gpu and not gpu_available():
         raise PcclipError("a faiss GPU index was asked for but this faiss build has no GPU support or sees no GPU; "

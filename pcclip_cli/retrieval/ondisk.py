@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from pcclip_cli import __version__
+from pcclip_cli.core.dirs import build_dir, check_out_dir
 from pcclip_cli.core.errors import DataError
 
-from .atomic import building, check_out_dir
 from .backend import import_faiss, quiet_faiss_stdout
 from .index_types import IndexType, index_params
 from .layout import INDEX_FORMAT, INDEX_FORMAT_VERSION, ITEMS_FILE, MANIFEST_FILE, VECTORS_FILE
@@ -71,7 +71,7 @@ def build_ondisk_index(embeddings: str | Path, out: str | Path, *, model: dict, 
 
     faiss = import_faiss()
     embeddings, out = Path(embeddings), Path(out)
-    check_out_dir(out)
+    check_out_dir(out, holds="a pcclip index", reusable=lambda p: (p / MANIFEST_FILE).exists())
     shards = done_shards(embeddings)
     counts = [shard_rows(s.vectors) for s in shards]
     n = sum(counts)
@@ -89,7 +89,7 @@ def build_ondisk_index(embeddings: str | Path, out: str | Path, *, model: dict, 
     trained = faiss.IndexIVFFlat(quantizer, dim, params["nlist"], faiss.METRIC_INNER_PRODUCT)
     trained.train(train)
     del train
-    with building(out) as tmp:
+    with build_dir(out) as tmp:
         parts = tmp / "parts"
         parts.mkdir()
         trained_path = parts / "trained.faiss"

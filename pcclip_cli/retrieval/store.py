@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .atomic import recover
+from pcclip_cli.core.dirs import recover
+
 from .backend import choose_backend, import_faiss, quiet_faiss_stdout
 from .index_types import IndexType, apply_search_params
 from .layout import (
