@@ -47,6 +47,10 @@ if __name__ == "__main__":
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench-embed"))
     args = ap.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import jsonrows
+
+    jsonrows.people_to_stderr()
     sys.path.insert(0, str(REPO))
     from pcclip_cli.data.shapes import WorldConfig, build_world
 
@@ -57,4 +61,7 @@ if __name__ == "__main__":
         print(f"{r['engine']:>5}: {r['images']} images in {r['seconds']:.1f} s = {r['images_per_s']:.1f} images/s")
     print(f"ray / single process: {rows[1]['images_per_s'] / rows[0]['images_per_s']:.2f}x "
           f"({args.model}, {args.cpus} CPUs, shards of {args.shard_size})")
+    jsonrows.emit("embed-engines", "ray data job / single process, images/s",
+                  rows[1]["images_per_s"] / rows[0]["images_per_s"],
+                  detail=f"{args.model}, {args.images} images, {args.cpus} CPUs")
     print(json.dumps(rows))

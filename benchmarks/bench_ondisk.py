@@ -160,6 +160,10 @@ if __name__ == "__main__":
     if args.child:
         child(args.child[0], Path(args.child[1]), Path(args.child[2]))
         sys.exit(0)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import jsonrows
+
+    jsonrows.people_to_stderr()
     args.work.mkdir(parents=True, exist_ok=True)
     rows = []
     for n in args.sizes:
@@ -177,4 +181,9 @@ if __name__ == "__main__":
               f"in-memory x{b['memory']['peak_rss_mb'] / a['memory']['peak_rss_mb']:.2f}; anonymous: on-disk "
               f"x{b['ondisk']['peak_anon_mb'] / a['ondisk']['peak_anon_mb']:.2f}, in-memory "
               f"x{b['memory']['peak_anon_mb'] / a['memory']['peak_anon_mb']:.2f}")
+    for r in rows:
+        jsonrows.emit("ondisk", f"peak RSS, on-disk build / in-memory build, {r['n']:,} vectors",
+                      r["ondisk"]["peak_rss_mb"] / r["memory"]["peak_rss_mb"])
+        jsonrows.emit("ondisk", f"recall@10 at nprobe={r['nprobe']}, on-disk / in-memory, {r['n']:,} vectors",
+                      r["recall_ondisk"] / r["recall_memory"])
     print(json.dumps(rows))

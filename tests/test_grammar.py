@@ -46,9 +46,9 @@ def test_a_grammar_that_does_not_parse_is_one_error_line(run_pcclip, world, tmp_
 def test_backend_flags_that_do_not_apply_are_one_error_line(run_pcclip, world, tmp_path):
     base = ["generate", "--captions", world / "captions.jsonl", "--pairs", 2, "--out", tmp_path / "o.jsonl"]
     res = run_pcclip(*base, "--llm", "smollm2-135m", "--dtype", "bfloat16")
-    assert_clean_error(res, "--dtype applies to the transformers backend only")
+    assert_clean_error(res, "--dtype applies to the transformers and vllm backends")
     res = run_pcclip(*base, "--llm", "template", "--chat")
-    assert_clean_error(res, "--chat applies to the llamacpp and transformers backends")
+    assert_clean_error(res, "--chat applies to the llamacpp, transformers and vllm backends")
     res = run_pcclip(*base, "--llm", "gemma3-270m", "--chat")
     assert_clean_error(res, "carries no chat template")
     assert not (tmp_path / "o.jsonl").exists()

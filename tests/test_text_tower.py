@@ -97,7 +97,7 @@ def test_a_locked_text_tower_is_unchanged_by_a_step(tiny_minilm, world, tmp_path
     text_before = {k: v.clone() for k, v in clip.model.text.state_dict().items()}
     visual_before = {k: v.clone() for k, v in clip.model.visual.state_dict().items()}
     trainer = Trainer(cfg, clip).prepare()
-    assert trainer.text_emb is not None  # the captions were embedded once, before the loop
+    assert trainer.rd.text_emb is not None  # the captions were embedded once, before the loop
     trainer._step(trainer.batches(0)[0], cfg.loss_config(), 0, 0, 0)
     assert all(torch.equal(v, clip.model.text.state_dict()[k]) for k, v in text_before.items())
     assert any(not torch.equal(v, clip.model.visual.state_dict()[k]) for k, v in visual_before.items())

@@ -118,7 +118,7 @@ def test_one_training_step_has_the_same_gradients_trimmed(world, tmp_path):
     trainer = Trainer(cfg, load_clip(cfg.model, "cpu", fresh=True)).prepare()
     rows = trainer.batches(0)[0]
     context = trainer.text_context(rows)
-    assert context is not None and context < trainer.tokens.shape[1]
+    assert context is not None and context < trainer.rd.tokens.shape[1]
     grads = []
     for ctx in (None, context):
         trainer.optimizer.zero_grad(set_to_none=True)
