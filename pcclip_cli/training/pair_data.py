@@ -26,6 +26,8 @@ class PairData:
     second: list[int]
     texts: list[str]
     counts: dict = field(default_factory=dict)  # records read / kept / dropped and why
+    trainable: int | None = None  # rows [0, trainable) are sampled (None: all); see training/order.py
+    partner: list[int] | None = None  # the row that joins row i in its batch, -1 none (hard negatives)
 
     def __len__(self) -> int:
         return len(self.texts)

@@ -45,6 +45,7 @@ from .config import (
 )
 from .distributed import Dist, gather_rows
 from .losses import LossConfig, combined_loss, loss_shares
+from .order import add_order_rows, with_partners
 from .run_dir import (
     CHECKPOINTS_DIR,
     CONFIG_JSON,
@@ -189,6 +190,7 @@ class Trainer:
         cfg, clip = self.cfg, self.clip
         if cfg.objective == Objective.pc:
             data = read_comparative_pairs(cfg.comparatives, cfg.captions, cfg.split, cfg.max_pairs, cfg.seed)
+            data = add_order_rows(data, cfg.hard_negatives, cfg.reversal_pairs)
             self.first, self.second = torch.tensor(data.first), torch.tensor(data.second)
             self.data_files = [data_file_entry(cfg.comparatives, "comparatives"),
                                data_file_entry(cfg.captions, "captions")]
@@ -198,7 +200,9 @@ class Trainer:
             self.second = None
             self.data_files = [data_file_entry(cfg.captions, "captions")]
         self.data = data
-        self.n = len(data)
+        self.n = getattr(data, "trainable", None) or len(data)  # rows past it only join batches as partners
+        partner = getattr(data, "partner", None)
+        self.partner = torch.tensor(partner) if partner is not None else None
         self._check_batch()  # before any image is embedded
         # Index tensors and tokens live on the training device, so a step moves nothing but its row indices.
         self.first = self.first.to(self.device)
@@ -323,6 +327,7 @@ class Trainer:
 
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.precision == Precision.bf16
                     else contextlib.nullcontext())
+        rows = with_partners(rows, self.partner)
         with autocast:
             x, y, scale = self.runner(rows.to(self.device), self.text_context(rows))
         ws = self.dist.world_size
