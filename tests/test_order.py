@@ -115,3 +115,28 @@ def test_cli_train_with_hard_negatives_and_reversal_pairs(cli, world, tmp_path):
     res = cli("train", "--model", "pcclip-micro", "--objective", "caption", "--captions", world / "captions.jsonl",
               "--out", tmp_path / "cap", "--hard-negatives", "swap")
     assert_clean_error(res, "need objective pc")
+
+
+def test_relation_comparatives_state_the_direction():
+    import random
+
+    from pcclip_cli.data.shapes import describe_difference
+    from pcclip_cli.llm.registry import get_llm
+
+    big_red = {"count": 1, "objects": [{"size": "large", "colour": "red", "shape": "circle"}]}
+    small_blue = {"count": 1, "objects": [{"size": "small", "colour": "blue", "shape": "circle"}]}
+    two = {"count": 2, "objects": [{"size": "small", "colour": "blue", "shape": "circle"}] * 2}
+    rng = random.Random(0)
+    texts = [describe_difference(big_red, small_blue, rng, relations=True) for _ in range(40)]
+    changes = [t for t in texts if "to the second" in t]
+    assert 5 < len(changes) < 35  # about half the sentences are relations
+    assert all("changes colour from red to blue" in t and ("smaller" in t or "reduced" in t) for t in changes)
+    counts = [describe_difference(big_red, two, rng, relations=True) for _ in range(40)]
+    assert any("smaller number" in t or "greater count" in t or "is raised" in t for t in counts)
+    assert not any("greater number" in t for t in counts)  # the first image has fewer shapes
+    # The default oracle is unchanged by the option's existence: no relation sentences, same random stream.
+    plain = [describe_difference(big_red, small_blue, random.Random(1)) for _ in range(5)]
+    assert not any("to the second" in t for t in plain)
+    assert get_llm("template", relations=True).options.relations is True
+    with pytest.raises(PcclipError):
+        get_llm("template", colours=True)
