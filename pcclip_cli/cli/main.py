@@ -127,6 +127,7 @@ COMMANDS: dict[str, str] = {
     "index": "index",
     "retrieve": "retrieve",
     "report": "report",
+    "align": "align",
     "demo": "demo",
     "models": "models",
     "data": "data",
