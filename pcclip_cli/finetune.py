@@ -18,15 +18,24 @@ from .models import load_clip, resolve_device
 from .training.averaging import average_state_dicts
 from .training.config import Init, TrainConfig, read_config_file, resolve_config, resume_config
 from .training.distributed import setup_distributed
-from .training.trainer import Trainer, TrainResult, check_out_dir
+from .training.run_dir import check_run_dir
+from .training.trainer import Trainer, TrainResult
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, progress=None, warn=None) -> TrainResult:
     """Run (or resume) one training run of the model `cfg.model` names; see training.trainer for the run files."""
-    check_out_dir(cfg.out, resume)  # before the model loads: a wrong --out fails at once
-    dist, device = setup_distributed(resolve_device(None))
-    clip = load_clip(cfg.model, device, fresh=True)
-    return Trainer(cfg, clip, dist=dist, resume=resume, progress=progress, warn=warn).fit()
+    import contextlib
+
+    from .core.io import check_writable
+    from .core.locks import main_process, output_lock
+
+    check_run_dir(cfg.out, resume)  # before the model loads: a wrong --out fails at once
+    check_writable(cfg.out)
+    # One writer per run directory; the ranks of one torchrun job share rank 0's lock.
+    with output_lock(cfg.out) if main_process() else contextlib.nullcontext():
+        dist, device = setup_distributed(resolve_device(None))
+        clip = load_clip(cfg.model, device, fresh=True)
+        return Trainer(cfg, clip, dist=dist, resume=resume, progress=progress, warn=warn).fit()
 
 
 def run_from_options(config_file: str | Path | None, overrides: dict, resume: str | Path | None = None, *,

@@ -19,8 +19,8 @@ from .clip.spec import (
     model_config,
     open_clip_module,
     parse_spec,
-    resolve_device,
 )
+from .core.device import resolve_device
 from .core.errors import CheckpointError
 from .core.paths import models_dir
 from .training.shapes_recipe import describe_recipe, ensure_shapes_model, shapes_model_dir

@@ -52,7 +52,7 @@ def test_reward_is_the_mean_cosine_with_the_concepts_images(world, micro_clip):
     from PIL import Image
 
     from pcclip_cli.alignment.reward import concept_images, description_rewards
-    from pcclip_cli.data.tasks import load_dataset
+    from pcclip_cli.data.datasets.base import load_dataset
 
     ds = load_dataset(world / "classes" / "colour.jsonl")
     images = concept_images(micro_clip, ds, "train")

@@ -128,3 +128,51 @@ def test_import_depth_is_reported():
 
     deepest = max(longest(n) for n in graph)
     assert 2 <= deepest <= 20, deepest
+
+
+def _package(module: str) -> str:
+    """The top-level package a module belongs to ('core', 'data', ..., or the module itself: 'models', 'demo')."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+# Which packages each package may never import, lazy imports included. The pipeline runs
+# core < data < clip < llm < generation < filtering < training < models/finetune < evaluation < retrieval,
+# alignment < demo < cli (alignment scores an LLM with the evaluation's embeddings, so it sits above them).
+MODEL_CODE = {"clip", "llm", "training", "models", "finetune"}
+ABOVE_TRAINING = {"models", "finetune", "evaluation", "retrieval", "alignment", "demo", "cli"}
+FORBIDDEN = {
+    "core": {"data", "clip", "llm", "generation", "filtering"} | {"training"} | ABOVE_TRAINING,
+    "data": MODEL_CODE | {"generation", "filtering"} | ABOVE_TRAINING,
+    "clip": {"llm", "generation", "filtering", "training"} | ABOVE_TRAINING,
+    "llm": {"generation", "filtering", "training"} | ABOVE_TRAINING,
+    "generation": {"filtering", "training"} | ABOVE_TRAINING,
+    "filtering": {"training"} | ABOVE_TRAINING,
+    "training": ABOVE_TRAINING,
+    "models": {"finetune", "evaluation", "retrieval", "alignment", "demo", "cli"},
+    "evaluation": {"retrieval", "alignment", "demo", "cli"},
+    "retrieval": {"alignment", "demo", "cli"},
+    "alignment": {"retrieval", "demo", "cli"},
+    "demo": {"cli"},
+}
+
+
+def _package_offences(graph: dict[str, set[str]]) -> list[str]:
+    offences = []
+    for name, deps in graph.items():
+        banned = FORBIDDEN.get(_package(name), set())
+        offences += [f"{name} imports {d}" for d in sorted(deps) if _package(d) in banned]
+    return sorted(offences)
+
+
+def test_packages_import_only_downward():
+    offences = _package_offences(_graph())
+    assert not offences, "imports against the pipeline's direction:\n" + "\n".join(offences)
+
+
+def test_package_rules_catch_a_planted_upward_import():
+    graph = {"pcclip_cli.training.trainer": {"pcclip_cli.models", "pcclip_cli.core.io"},
+             "pcclip_cli.core.io": {"pcclip_cli.data.records"},
+             "pcclip_cli.evaluation.ranking": {"pcclip_cli.data.attributes"}}
+    assert _package_offences(graph) == ["pcclip_cli.core.io imports pcclip_cli.data.records",
+                                        "pcclip_cli.training.trainer imports pcclip_cli.models"]

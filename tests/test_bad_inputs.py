@@ -123,6 +123,13 @@ def w_comparatives_without_text(d, a):
     (d / "comps.jsonl").write_text(json.dumps({"key": "a -> b", "kind": "pairs", "first": "a", "second": "b"}) + "\n")
 
 
+def w_task(template_lines: str):
+    """An attributes task over the world's captions whose template lines are `template_lines`."""
+    return lambda d, a: (d / "task.toml").write_text(
+        f'kind = "attributes"\nmanifest = "{a["world"]}/captions.jsonl"\nattributes = ["colour", "shape"]\n'
+        + template_lines)
+
+
 def w_many(*writers):
     def write(d, a):
         for w in writers:
@@ -219,6 +226,14 @@ CASES = [
              {"format": "pcclip-checkpoint", "arch": "../../../escaped"})), w_images(("a.png", "ok"), ("b.png", "ok")))),
     Case("rank/task TOML with an unknown key", ["rank", *MODEL, "--task", "task.toml"], "colour",
          w_text("task.toml", 'kind = "groups"\ncolour = "red"\n')),
+    Case("rank/task template with an unknown placeholder", ["rank", *MODEL, "--task", "task.toml"],
+         "unknown placeholder {colour}", w_task('template = "{first} then {second}, both {colour}"\n')),
+    Case("rank/paraphrase with an unknown placeholder", ["rank", *MODEL, "--task", "task.toml"],
+         "unknown placeholder {third}", w_task('template = "{first} / {second}"\n'
+                                               'paraphrases = ["{first}, {second} and {third}"]\n')),
+    Case("index/image outside the manifest's folder, by ../", ["--inside-only", "index", "sub/m.jsonl", "--out",
+                                                               "idx", *MODEL], "'far'",
+         w_images(("a.png", "ok"), ("sub/m.jsonl", b'{"id": "far", "image": "../a.png"}\n'))),
     # classify, distance, eval
     Case("classify/alpha out of range", ["classify", *MODEL, "--dataset", "{world}/classes/colour.jsonl", "--alpha",
                                          "1.5"], "--alpha must be in [0, 1]"),

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import assert_clean_error
 from pcclip_cli.clip.embeddings import embed_images
-from pcclip_cli.data.tasks import load_dataset
+from pcclip_cli.data.datasets.base import load_dataset
 from pcclip_cli.evaluation.formulas import apply_comparatives
 
 TEMPLATE = "This is a photo of a {}."
@@ -211,7 +211,7 @@ def test_named_dataset_needs_its_files(cli, tmp_path):
 
 
 def test_auto_with_nothing_confused_reports_a_skip(micro_clip, world):
-    from pcclip_cli.data.tasks import Dataset, LabeledImage
+    from pcclip_cli.data.datasets.base import Dataset, LabeledImage
     from pcclip_cli.evaluation.classification import ClassifyOptions, classify
 
     # Label every test image with the class the model predicts for it: a real model that confuses nothing.

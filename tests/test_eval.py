@@ -63,7 +63,7 @@ def test_eval_json_has_every_embedding_metric(suite):
 
 def test_zero_shot_topk_equals_a_direct_computation(suite, world, micro_clip):
     from pcclip_cli.clip.embeddings import embed_images
-    from pcclip_cli.data.tasks import load_dataset
+    from pcclip_cli.data.datasets.base import load_dataset
 
     for name in ("shape", "colour_shape"):
         ds = load_dataset(world / "classes" / f"{name}.jsonl")
@@ -104,7 +104,7 @@ def test_geometry_and_clipscore_equal_a_direct_computation(suite, world, micro_c
 
 
 def test_linear_probe_names_its_splits(suite, world):
-    from pcclip_cli.data.tasks import load_dataset
+    from pcclip_cli.data.datasets.base import load_dataset
 
     for name in ("shape", "colour", "colour_shape"):
         ds = load_dataset(world / "classes" / f"{name}.jsonl")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pcclip_cli.core.errors import DataError, PcclipError
-from pcclip_cli.retrieval.ensemble import (
+from pcclip_cli.data.attributes import (
     attribute_ensemble,
     attribute_forms,
     ensemble_vector,

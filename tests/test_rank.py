@@ -7,11 +7,10 @@ import pytest
 
 from conftest import assert_clean_error
 from pcclip_cli.clip.embeddings import embed_images
-from pcclip_cli.data.attributes import expand_attribute
+from pcclip_cli.data.attributes import attribute_ensemble, expand_attribute
 from pcclip_cli.data.records import read_captions
 from pcclip_cli.data.tasks import load_task, sample_trials
 from pcclip_cli.evaluation.formulas import mean_se
-from pcclip_cli.retrieval.ensemble import attribute_ensemble
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,9 @@ import json
 import pytest
 
 from conftest import REPO
+from pcclip_cli.data.datasets.base import load_dataset
 from pcclip_cli.data.records import read_captions
-from pcclip_cli.data.tasks import load_dataset, load_task
+from pcclip_cli.data.tasks import load_task
 
 TASKS = REPO / "examples" / "tasks"
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import assert_clean_error
 from pcclip_cli.clip.embeddings import embed_images
 from pcclip_cli.core.errors import PcclipError
-from pcclip_cli.data.attributes import expand_attribute
+from pcclip_cli.data.attributes import attribute_ensemble, expand_attribute
 from pcclip_cli.retrieval import (
     ITEMS_FILE,
     MANIFEST_FILE,
@@ -24,7 +24,6 @@ from pcclip_cli.retrieval import (
     retrieve,
     search,
 )
-from pcclip_cli.retrieval.ensemble import attribute_ensemble
 
 
 @pytest.fixture(scope="module")

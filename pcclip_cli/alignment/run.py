@@ -164,7 +164,7 @@ def _check_out(cfg: AlignConfig, out: Path) -> AlignResult | None:
 
 def align(cfg: AlignConfig, *, device: str | None = None, progress=None, warn=None) -> AlignResult:
     """Align `cfg.llm` to `cfg.model`'s preferences on `cfg.dataset`'s concepts; see AlignConfig."""
-    from pcclip_cli.data.tasks import load_dataset
+    from pcclip_cli.data.datasets.base import load_dataset
     from pcclip_cli.generation.prompts import load_prompt
 
     prompt = load_prompt(cfg.prompt, kind="descriptions")
@@ -244,13 +244,15 @@ def _train(cfg, policy, prompts, reward, out, checkpoint, metrics, device, progr
             if progress:
                 progress(state.global_step, cfg.steps, reward=row["reward"])
 
-    args = GRPOConfig(
-        output_dir=str(out / CHECKPOINTS_DIR), max_steps=cfg.steps, learning_rate=cfg.lr, beta=cfg.beta,
-        per_device_train_batch_size=cfg.concepts_per_step * cfg.generations, num_generations=cfg.generations,
-        max_completion_length=cfg.max_new_tokens, temperature=cfg.temperature, logging_steps=1,
-        save_steps=cfg.save_every, save_total_limit=2, report_to=[], seed=cfg.seed, data_seed=cfg.seed,
-        use_cpu=device == "cpu", bf16=False, disable_tqdm=True, lr_scheduler_type="constant",
-        log_completions=False)
+    with warnings.catch_warnings():  # transformers' deprecation notices about arguments TRL passes
+        warnings.simplefilter("ignore", FutureWarning)
+        args = GRPOConfig(
+            output_dir=str(out / CHECKPOINTS_DIR), max_steps=cfg.steps, learning_rate=cfg.lr, beta=cfg.beta,
+            per_device_train_batch_size=cfg.concepts_per_step * cfg.generations, num_generations=cfg.generations,
+            max_completion_length=cfg.max_new_tokens, temperature=cfg.temperature, logging_steps=1,
+            save_steps=cfg.save_every, save_total_limit=2, report_to=[], seed=cfg.seed, data_seed=cfg.seed,
+            use_cpu=device == "cpu", bf16=False, disable_tqdm=True, lr_scheduler_type="constant",
+            log_completions=False)
     tok = AutoTokenizer.from_pretrained(policy)
     tok.padding_side = "left"
     if tok.pad_token is None:

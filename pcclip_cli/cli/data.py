@@ -12,7 +12,7 @@ from pcclip_cli.data.records import OnError
 
 from .console import JsonOption, emit_json, err, progress_bar, warn
 
-app = typer.Typer(help="Build the shapes world; convert COCO or CUB captions to captions.jsonl.", no_args_is_help=True)
+app = typer.Typer(help="Build the shapes world; convert COCO, CUB or webdataset shards to captions.jsonl.", no_args_is_help=True)
 
 
 @app.command("shapes")
@@ -103,3 +103,30 @@ def cub(
 
     opts = CaptionsOptions(caption=caption, images=images, seed=seed, split=split, on_bad_image=on_bad_image)
     _report(convert_cub(cub_root, text_root, out, opts, warn=warn), json_out)
+
+
+@app.command("wds")
+def wds(
+    shards: Annotated[list[str], typer.Argument(help="Webdataset .tar shards: files, a folder of them, brace "
+                                                     "patterns (shards/{00000..00099}.tar) or pipe: URLs.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write images/<shard>/ and captions.jsonl into.")],
+    on_bad_image: Annotated[OnError, typer.Option(help="A corrupt image or truncated shard stops the conversion, "
+                                                       "or is skipped (counted) with a warning.")] = OnError.stop,
+    json_out: JsonOption = False,
+):
+    """Webdataset shards (image + .txt or .json caption, the img2dataset layout) into an image folder and a
+    captions.jsonl every command reads; resumable shard by shard."""
+    from pcclip_cli.data.webdataset import convert_shards
+
+    with progress_bar("reading shards", enabled=not json_out) as progress:
+        summary = convert_shards(shards, out, on_error=on_bad_image, warn=warn, progress=progress)
+    if json_out:
+        emit_json(summary)
+        return
+    err.print(f"wrote {summary['records']} records from {summary['shards']} shards to {summary['manifest']}"
+              + (f" ({summary['resumed_shards']} shards already done)" if summary["resumed_shards"] else ""))
+    if summary["bad_images"] or summary["truncated_shards"] or summary["no_image"]:
+        err.print(f"skipped {summary['bad_images']} corrupt images, {summary['no_image']} samples without an image; "
+                  f"{summary['truncated_shards']} truncated shards")
+    if summary["no_caption"]:
+        err.print(f"{summary['no_caption']} records have no caption (fine for index, not for train --captions)")

@@ -2,42 +2,46 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from pcclip_cli.evaluation.suite import Suite
+from pcclip_cli.evaluation.suite import Suite, SuiteOptions
 
 from .console import DEFAULT_MODEL, JsonOption, ModelOption, emit_json, err, progress_bar, warn
 from .tables import pct
+
+# The defaults live on SuiteOptions only; the options below read them from there.
+D = {f.name: f.default for f in dataclasses.fields(SuiteOptions)}
 
 
 def command(
     model: ModelOption = DEFAULT_MODEL,
     suite: Annotated[Suite, typer.Option(help="shapes: the shapes world; paper: the paper's tasks and datasets "
-                                              "found under --data-root.")] = Suite.shapes,
+                                              "found under --data-root.")] = D["suite"],
     world: Annotated[Path | None, typer.Option(
         help="Shapes world to evaluate on; default: build or reuse $PCCLIP_HOME/worlds/shapes-default.")] = None,
     data_root: Annotated[Path | None, typer.Option(help="Paper suite: where the datasets live.")] = None,
-    tasks: Annotated[Path | None, typer.Option(help="Paper suite: folder of task files (default examples/tasks).")]
+    tasks: Annotated[Path | None, typer.Option(help="Paper suite: folder of task files (default: the shipped paper tasks, examples/tasks).")]
     = None,
-    seeds: Annotated[int, typer.Option(help="Rank benchmark: number of seeds.")] = 5,
-    pairs: Annotated[int, typer.Option(help="Rank benchmark: pairs per seed.")] = 100,
-    seed: Annotated[int, typer.Option(help="First seed; the same seed gives the same numbers.")] = 0,
-    alpha: Annotated[float, typer.Option(help="Comparative prompting weight (Eq. 3), in [0, 1].")] = 0.9,
-    top_k: Annotated[int, typer.Option(help="Confused class pairs that get comparatives.")] = 3,
+    seeds: Annotated[int, typer.Option(help="Rank benchmark: number of seeds.")] = D["seeds"],
+    pairs: Annotated[int, typer.Option(help="Rank benchmark: pairs per seed.")] = D["pairs"],
+    seed: Annotated[int, typer.Option(help="First seed; the same seed gives the same numbers.")] = D["seed"],
+    alpha: Annotated[float, typer.Option(help="Comparative prompting weight (Eq. 3), in [0, 1].")] = D["alpha"],
+    top_k: Annotated[int, typer.Option(help="Confused class pairs that get comparatives.")] = D["top_k"],
     llm: Annotated[str | None, typer.Option(
         help="LLM for comparatives and descriptions (shapes default: template; paper default: none, so no "
              "comparative prompting).")] = None,
-    descriptions: Annotated[int, typer.Option(help="Shapes: candidate descriptions per class.")] = 4,
-    keep: Annotated[int, typer.Option(help="Shapes: descriptions kept per class by the selection.")] = 2,
+    descriptions: Annotated[int, typer.Option(help="Shapes: candidate descriptions per class.")] = D["descriptions"],
+    keep: Annotated[int, typer.Option(help="Shapes: descriptions kept per class by the selection.")] = D["keep"],
     linear_probe: Annotated[bool | None, typer.Option(
         "--linear-probe/--no-linear-probe",
         help="Fit a logistic-regression probe per class set on frozen train-split image embeddings, report test "
-             "top-1 (default: on for shapes, off for paper, where it embeds whole train splits).")] = None,
+             "top-1 (default: on for shapes, off for paper, where it embeds whole train splits).")] = D["linear_probe"],
     probe_val_fraction: Annotated[float, typer.Option(
-        help="Share of each class's train images held out (seeded by --seed) to choose the probe's C.")] = 0.25,
+        help="Share of each class's train images held out (seeded by --seed) to choose the probe's C.")] = D["probe_val_fraction"],
     out: Annotated[Path | None, typer.Option(help="Also write the JSON document to this file.")] = None,
     tag: Annotated[list[str] | None, typer.Option(
         help="KEY=VALUE recorded under `tags` in the result (repeatable); `pcclip report` uses tags as the "
@@ -60,14 +64,16 @@ def command(
 
     clipscore: mean of 2.5 * max(cos(image_i, caption_i), 0) over the same pairs.
     """
-    from pcclip_cli.core.io import write_json_atomic
-    from pcclip_cli.evaluation.suite import SuiteOptions, run_suite
+    from pcclip_cli.core.io import check_writable, write_json_atomic
+    from pcclip_cli.evaluation.suite import run_suite
 
     opts = SuiteOptions(suite=suite, world=str(world) if world else None, data_root=str(data_root) if data_root
                         else None, tasks_dir=str(tasks) if tasks else None, seeds=seeds, pairs=pairs, seed=seed,
                         alpha=alpha, top_k=top_k, llm=llm, descriptions=descriptions, keep=keep,
                         linear_probe=linear_probe, probe_val_fraction=probe_val_fraction)
     tags = parse_tags(tag or [])
+    if out:
+        check_writable(out)  # before the evaluation, which may take an hour, not after it
     with progress_bar("evaluating", enabled=not json_out) as bar:
         result = run_suite(model, opts, progress=bar, warn=warn).to_dict()
     if tags:

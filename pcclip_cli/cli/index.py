@@ -9,8 +9,33 @@ import typer
 
 from pcclip_cli.data.records import OnError
 from pcclip_cli.retrieval import IndexType
+from pcclip_cli.retrieval.sharded import Engine
 
 from .console import JsonOption, emit_json, err, progress_bar, warn
+
+
+def _sharded(images, out, model, index_type, target_recall, max_latency_ms, add, batch_size, on_bad_image, engine,
+             ray_address, embeddings, shard_size, json_out) -> None:
+    from pcclip_cli.core.errors import PcclipError
+    from pcclip_cli.retrieval.sharded import build_sharded_index
+
+    if add:
+        raise PcclipError("--add does not apply to --on-disk; rerun the same command with all images (finished "
+                          "embedding shards are reused)")
+    if index_type not in (IndexType.auto, IndexType.ivf):
+        raise PcclipError(f"--on-disk builds an ivf index, not {index_type.value}")
+    with progress_bar("embedding shards", enabled=not json_out) as progress:
+        summary = build_sharded_index(images, out, embeddings=embeddings, model=model, engine=engine,
+                                      ray_address=ray_address, shard_size=shard_size, batch_size=batch_size,
+                                      on_error=on_bad_image, target_recall=target_recall,
+                                      max_latency_ms=max_latency_ms, progress=progress, warn=warn)
+    if json_out:
+        emit_json(summary)
+        return
+    err.print(f"wrote {summary['index']}: {summary['count']} images, on-disk ivf index from {summary['shards']} "
+              f"shards ({summary['engine']} engine; {summary['shards_resumed']} shards resumed), model {summary['model']}")
+    err.print(f"recall@10 {summary['recall']:.3f} with nlist={summary['params']['nlist']}, "
+              f"nprobe={summary['params']['nprobe']}; {summary['latency_ms_p50']:.2f} ms per query (p50)")
 
 
 def command(
@@ -31,10 +56,26 @@ def command(
     batch_size: Annotated[int, typer.Option(help="Images per embedding batch.")] = 64,
     on_bad_image: Annotated[OnError, typer.Option(help="stop at an unreadable image, or skip it with a warning.")]
     = OnError.stop,
+    on_disk: Annotated[bool, typer.Option("--on-disk", help="Embed into shards on disk, then build an IVF index "
+                                                           "whose lists stay on disk (memory bounded by a shard).")]
+    = False,
+    engine: Annotated[Engine, typer.Option(help="Embedding engine for --on-disk: this process, or a Ray Data job "
+                                                "(implies --on-disk).")] = Engine.local,
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster to run --engine ray on (host:port or "
+                                                         "ray://host:port) [default: a local Ray].")] = None,
+    embeddings: Annotated[Path | None, typer.Option(help="Folder for the embedding shards [default: "
+                                                         "OUT.embeddings beside the index]; a rerun resumes it.")]
+    = None,
+    shard_size: Annotated[int, typer.Option(help="Images per embedding shard (--on-disk).")] = 100_000,
     json_out: JsonOption = False,
 ):
     """Embed IMAGES and write a FAISS index (inner product on normalised vectors) with their metadata."""
     from pcclip_cli.retrieval import build_index
+
+    if on_disk or engine == Engine.ray or ray_address:
+        _sharded(images, out, model, index_type, target_recall, max_latency_ms, add, batch_size, on_bad_image,
+                 engine, ray_address, embeddings, shard_size, json_out)
+        return
 
     with progress_bar("embedding images", enabled=not json_out) as progress:
         summary = build_index(images, out, model=model, index_type=index_type, add=add, batch_size=batch_size,

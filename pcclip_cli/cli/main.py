@@ -8,6 +8,7 @@ import math
 import os
 import sys
 import typing
+from pathlib import Path
 from typing import Annotated
 
 import click
@@ -61,6 +62,8 @@ class PcclipGroup(TyperGroup):
         return _finite_floats(command) if command is not None else None
 
     def invoke(self, ctx):
+        from pcclip_cli.data.records import set_allow_outside
+
         try:
             return super().invoke(ctx)
         except PcclipError as exc:
@@ -69,6 +72,17 @@ class PcclipGroup(TyperGroup):
             _fail("interrupted; re-run the same command to resume where it stopped")
         except BrokenPipeError:
             sys.exit(0)
+        except Exception as exc:
+            # The file system said no (read-only, full disk, no permission), directly or through sqlite or
+            # safetensors: one line naming the path and the cause. Anything else is a bug and keeps its traceback.
+            from pcclip_cli.core.errors import os_error_message
+            from pcclip_cli.core.io import is_storage_error
+
+            if not is_storage_error(exc):
+                raise
+            _fail(os_error_message(exc))
+        finally:
+            set_allow_outside(None)  # the flag is for this command only (in-process callers run many)
 
 
 def _fail(message: str):
@@ -99,6 +113,11 @@ def root(
         Device,
         typer.Option(help="Where models run; auto means CUDA when present.", envvar="PCCLIP_DEVICE"),
     ] = Device.auto,
+    allow_outside: Annotated[
+        bool, typer.Option("--allow-outside/--inside-only", envvar="PCCLIP_ALLOW_OUTSIDE",
+                           help="Whether manifests may name images outside their own folder (by ../, an absolute "
+                                "path or a symlink).")
+    ] = True,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
@@ -106,11 +125,30 @@ def root(
     """PC-CLIP toolkit."""
     # Library code reads the device choice from the environment so scripts and commands agree.
     os.environ["PCCLIP_DEVICE"] = device.value
+    from pcclip_cli.data.records import set_allow_outside
+
+    set_allow_outside(allow_outside)
+    from pcclip_cli.core.errors import note_output
     from pcclip_cli.core.notices import set_notifier
 
-    from .console import info
+    note_output(None)  # in-process callers (tests) run many commands: forget the last one's output
+
+    from .console import info, warn
 
     set_notifier(info)
+    _route_warnings(warn)
+
+
+def _route_warnings(warn) -> None:
+    """Libraries' warnings (Pillow on palette images with transparency, ...) become pcclip's own one-line
+    `warning:` notes instead of Python's two-line `file:line: UserWarning` blocks; shown as often as Python's filters say (once per place, by default)."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        warn(f"{text} ({category.__name__} from {Path(filename).parent.name}/{Path(filename).name})")
+
+    warnings.showwarning = show
 
 
 # name -> "module:function". Each command lives in its own small module, imported when registered; the

@@ -11,7 +11,7 @@ from pcclip_cli.core.errors import PcclipError
 
 from .console import JsonOption, QueryTemplatesOption, emit_json, err, info, warn
 
-# Shared by `rank` and `retrieve`: how an attribute word becomes text queries (retrieval.ensemble).
+# Shared by `rank` and `retrieve`: how an attribute word becomes text queries (data.attributes).
 
 
 def command(

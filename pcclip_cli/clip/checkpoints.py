@@ -156,6 +156,24 @@ def save_checkpoint(model, out_dir: str | os.PathLike, *, arch: str, meta: dict,
     return out
 
 
+def update_checkpoint_meta(path: str | os.PathLike, *, metrics: dict | None = None, **fields) -> dict:
+    """Add measurements to a saved checkpoint's pcclip.json (merged into its metrics) and extra top-level
+    fields, atomically; the format, weights and fingerprint fields are this module's and cannot be changed."""
+    from pcclip_cli.core.io import write_json_atomic
+
+    owned = {"format", "format_version", "arch", "model_config", "weights_bytes", "weights_sha256",
+             "image_fingerprint"}
+    if owned & fields.keys():
+        raise ValueError(f"update_checkpoint_meta cannot change {sorted(owned & fields.keys())}")
+    path = Path(path)
+    meta = read_checkpoint_meta(path)
+    if metrics:
+        meta["metrics"] = {**(meta.get("metrics") or {}), **metrics}
+    meta.update(fields)
+    write_json_atomic(path / META_FILE, meta)
+    return meta
+
+
 def find_checkpoints(roots: list[Path], max_depth: int = 3) -> list[Path]:
     """Checkpoint directories (holding pcclip.json) under the given roots, shallowly."""
     found = []

@@ -199,22 +199,6 @@ def absolute_spec(spec: str, base: Path) -> str:
     return spec
 
 
-def resolve_device(device: str | None = None) -> str:
-    """`auto` (the default, or $PCCLIP_DEVICE) means CUDA when present, else CPU."""
-    import torch
-
-    choice = (device or os.environ.get("PCCLIP_DEVICE") or "auto").lower()
-    if choice == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if choice.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise PcclipError("--device cuda was asked for but no CUDA device is available; use --device cpu")
-        return choice
-    if choice == "cpu":
-        return "cpu"
-    raise PcclipError(f"unknown device {device!r}; use auto, cpu or cuda")
-
-
 @contextlib.contextmanager
 def quiet_root_logger():
     """open_clip logs expected warnings (e.g. "no pretrained weights") on the root logger; silence them."""

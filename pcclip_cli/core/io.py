@@ -11,29 +11,97 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import DataError
+from .errors import DataError, WriteError, note_output, os_error_message
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (os.umask can only set and return)."""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def file_mode(path: Path) -> int:
+    """The mode a plain `open(path, "w")` would give: the existing file's, else 0o666 less the umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def is_storage_error(exc: BaseException) -> bool:
+    """An OSError, or a library's wrapped one (safetensors' SafetensorError, sqlite's OperationalError)."""
+    if isinstance(exc, OSError):
+        return True
+    name = type(exc).__name__
+    return name in ("SafetensorError", "OperationalError", "DatabaseError") and any(
+        w in str(exc).lower() for w in ("os {", "ioerror", "disk", "read-only", "readonly", "no space",
+                                        "permission", "unable to open"))
+
+
+def current_umask() -> int:
+    """The process's umask (reading it means setting it; it is put back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is renamed over `path`, on failure removed.
 
-    A killed process therefore leaves either the old file or the new one, never a torn one.
+    A killed process therefore leaves either the old file or the new one, never a torn one. The file gets the
+    permissions a plain write would (mkstemp's are owner-only), and a refusal of the file system (read-only,
+    full, no permission) becomes a WriteError naming `path`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise WriteError(os_error_message(exc, path)) from None
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~current_umask())  # mkstemp makes 0600; the output gets what open() would give
     try:
         yield tmp_path
+        os.chmod(tmp_path, file_mode(path))
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
             tmp_path.unlink()
+        if is_storage_error(exc) and not isinstance(exc, BrokenPipeError):
+            # The temporary name means nothing to the user: name the output instead.
+            filename = getattr(exc, "filename", None)
+            if filename and str(filename) == str(tmp_path):
+                exc.filename = None
+            raise WriteError(os_error_message(exc, path)) from None
         raise
+
+
+def check_writable(path: str | os.PathLike, what: str = "--out") -> None:
+    """Refuse, before long work starts, an output whose folder cannot take a new file (read-only, no
+    permission). Probes with an unnamed temporary file in the nearest existing folder, so nothing is left."""
+    path = Path(path).expanduser()
+    note_output(path)
+    probe = path if path.is_dir() else path.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise DataError(f"{what} {path}: {probe} is not a folder; choose another output")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        exc.filename = None
+        raise WriteError(f"{what} " + os_error_message(exc, path)) from None
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

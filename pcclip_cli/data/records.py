@@ -45,6 +45,42 @@ class ImageRecord:
 
 _ROW_FIELDS = ("image", "id", "label", "split", "attributes", "caption")
 
+# The path policy for manifests: `pcclip --inside-only` (or PCCLIP_ALLOW_OUTSIDE=0) refuses images outside the
+# manifest's folder; the default allows them (see docs/hardening.md for why).
+ALLOW_OUTSIDE_ENV = "PCCLIP_ALLOW_OUTSIDE"
+_allow_outside: list[bool | None] = [None]  # set for one command by the CLI; None: the environment decides
+
+
+def set_allow_outside(value: bool | None) -> None:
+    """Set the path policy for the running command (None: back to $PCCLIP_ALLOW_OUTSIDE, default allow)."""
+    _allow_outside[0] = value
+
+
+def allow_outside() -> bool:
+    """Whether manifests may name images outside their folder (by ../, an absolute path or a symlink)."""
+    import os
+
+    if _allow_outside[0] is not None:
+        return _allow_outside[0]
+    return os.environ.get(ALLOW_OUTSIDE_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _check_inside(root: Path, image: str, manifest: Path, lineno: int, rid: str) -> None:
+    import os
+
+    base = root.absolute()
+    written = Path(os.path.normpath(base / image))
+    if written != base and base not in written.parents:
+        how = "an absolute path" if Path(image).is_absolute() else "../"
+    else:
+        resolved, real_base = written.resolve(), base.resolve()
+        if resolved == real_base or real_base in resolved.parents:
+            return
+        how = "a symlink"
+    raise DataError(f"{manifest}:{lineno}: record {rid!r} names {image!r}, outside the manifest's folder "
+                    f"{base} (through {how}); move it inside, or pass --allow-outside (pcclip --allow-outside "
+                    "COMMAND ...)")
+
 
 def read_manifest(path: str | Path, *, require_caption: bool = False, what: str = "manifest") -> list[ImageRecord]:
     """Read a JSONL manifest: one object per line with `image` (a path relative to the file) and optional `id`
@@ -53,6 +89,7 @@ def read_manifest(path: str | Path, *, require_caption: bool = False, what: str 
     path = Path(path)
     root = path.parent
     records, seen = [], set()
+    inside_only = not allow_outside()
     for lineno, rec in read_jsonl(path, what=what):
         image, caption = rec.get("image"), rec.get("caption")
         if not isinstance(image, str) or not image:
@@ -70,6 +107,8 @@ def read_manifest(path: str | Path, *, require_caption: bool = False, what: str 
             raise DataError(f"{path}:{lineno}: \"attributes\" must be an object")
         extra = {k: v for k, v in rec.items() if k not in _ROW_FIELDS}
         label = rec.get("label")
+        if inside_only:
+            _check_inside(root, image, path, lineno, rid)
         records.append(ImageRecord((root / image).resolve(), rid, None if label is None else str(label),
                                    rec.get("split"), {**extra, **attrs}, caption.strip() if caption else None, rec))
     if not records:

@@ -16,11 +16,11 @@ import json
 import math
 import random
 import shutil
-import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from pcclip_cli.core.dirs import build_dir
 from pcclip_cli.core.errors import DataError, PcclipError
 from pcclip_cli.core.io import read_jsonl, write_json_atomic
 
@@ -255,17 +255,8 @@ def build_world(out: str | Path, cfg: WorldConfig | None = None, *, force: bool 
                 raise PcclipError(f"{out} holds a different shapes world; pass --force to replace it")
         elif out.is_file() or any(out.iterdir()):
             raise PcclipError(f"{out} exists and is not a shapes world; choose an empty or new directory")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        shutil.rmtree(tmp)
+    with build_dir(out) as tmp:
         summary = _write_world(tmp, cfg, progress)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {**summary, "reused": False, "path": str(out)}
 
 

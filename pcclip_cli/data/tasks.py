@@ -10,21 +10,33 @@ from pathlib import Path
 from pcclip_cli.core.errors import DataError, PcclipError
 from pcclip_cli.core.io import sha256_file
 
-# The dataset types and loaders live in the datasets package; they are re-exported here for existing callers.
-from .datasets.base import (  # noqa: F401
-    NAMED_DATASETS,
-    Dataset,
-    LabeledImage,
-    display_name,
-    load_dataset,
-    load_manifest,
-)
+from .datasets.base import NAMED_DATASETS, Dataset, LabeledImage, load_dataset
 
 DATA_ROOT_MARK = "{data_root}"
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Task files
+
+TEMPLATE_FIELDS = ("first", "second")
+
+
+def _check_template(template: str, path: Path, what: str) -> None:
+    """A template renders with str.format and exactly {first} and {second}: both present, nothing else (a
+    stray {colour} would otherwise be a KeyError when trials are drawn); literal braces are written {{ }}."""
+    import string
+
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        raise DataError(f"{path}: {what} {template!r} is not a valid template ({exc}); write a literal brace "
+                        "as {{ or }}") from None
+    for name in fields:
+        if name not in TEMPLATE_FIELDS:
+            raise DataError(f"{path}: {what} {template!r} has the unknown placeholder {{{name}}}; only {{first}} "
+                            "and {second} are filled in (write a literal brace as {{ or }})")
+    if not all(f in fields for f in TEMPLATE_FIELDS):
+        raise DataError(f"{path}: {what} must contain {{first}} and {{second}}, got {template!r}")
 
 
 class TaskKind(str, enum.Enum):
@@ -233,14 +245,12 @@ def _load_attributes(task: Task, raw: dict) -> None:
     if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
         raise DataError(f"{path}: an attributes task needs attributes = [\"key\", ...]")
     template = str(raw.get("template") or "")
-    if "{first}" not in template or "{second}" not in template:
-        raise DataError(f"{path}: template must contain {{first}} and {{second}}, got {template!r}")
+    _check_template(template, path, "template")
     templates = raw.get("paraphrases", [])
     if not isinstance(templates, list) or not all(isinstance(t, str) for t in templates):
         raise DataError(f"{path}: paraphrases must be a list of templates like template")
     for t in templates:
-        if "{first}" not in t or "{second}" not in t:
-            raise DataError(f"{path}: paraphrase template {t!r} must contain {{first}} and {{second}}")
+        _check_template(t, path, "paraphrase template")
     task.templates = [" ".join(t.split()) for t in templates]
     exclude = {str(x) for x in raw.get("exclude", [])}
     rename = {str(k): str(v) for k, v in (raw.get("rename") or {}).items()}

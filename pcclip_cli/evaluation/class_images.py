@@ -4,7 +4,7 @@ resolved from any spelling, the labelled images of a split, and their embeddings
 from __future__ import annotations
 
 from pcclip_cli.core.errors import DataError, short_list
-from pcclip_cli.data.tasks import Dataset, LabeledImage, display_name
+from pcclip_cli.data.datasets.base import Dataset, LabeledImage, display_name
 
 
 class ClassNames:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pcclip_cli.core.errors import DataError, PcclipError, short_list
 from pcclip_cli.data.comparatives import RecordKind, read_comparatives
-from pcclip_cli.data.tasks import Dataset, display_name, load_dataset
+from pcclip_cli.data.datasets.base import Dataset, display_name, load_dataset
 
 from .class_images import ClassNames, embed_items, labelled, mean_rows
 from .linear_probe import plan_probe, run_probe
@@ -76,10 +76,12 @@ def read_class_records(path: str | Path, kind: str, names: ClassNames | None = N
     are mapped to the dataset's labels when `names` is given (an unknown class is an error)."""
     path = Path(path)
     records = []
+    no_text = 0
     for rec in read_comparatives(path, kinds=(RecordKind(kind),), other_kinds="error", what=f"{kind} file"):
         where = f"{path}:{rec.line}"
         if not rec.text:
-            raise DataError(f"{where}: missing or empty \"text\"")
+            no_text += 1  # the one rule of every command: a record without text is dropped and counted
+            continue
         out = {"first": rec.first, "text": rec.text, "line": rec.line}
         if rec.second is not None:
             out["second"] = rec.second
@@ -91,7 +93,12 @@ def read_class_records(path: str | Path, kind: str, names: ClassNames | None = N
             raise DataError(f"{where}: compares class {out['first']!r} with itself")
         records.append(out)
     if not records:
-        raise DataError(f"{kind} file {path} has no records")
+        raise DataError(f"{kind} file {path} has no records" + (
+            f" with a \"text\" ({no_text} without one)" if no_text else ""))
+    if no_text:
+        from pcclip_cli.core.notices import notify
+
+        notify(f"warning: {path}: dropped {no_text} records without \"text\"")
     return records
 
 

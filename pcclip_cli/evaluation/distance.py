@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pcclip_cli.core.errors import PcclipError
-from pcclip_cli.data.tasks import display_name, load_dataset
+from pcclip_cli.data.datasets.base import display_name, load_dataset
 
 from .class_images import ClassNames
 from .classification import DEFAULT_TEMPLATE, read_class_records

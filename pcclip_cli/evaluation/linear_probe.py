@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pcclip_cli.core.errors import DataError, PcclipError
-from pcclip_cli.data.tasks import Dataset, LabeledImage, load_dataset
+from pcclip_cli.data.datasets.base import Dataset, LabeledImage, load_dataset
 
 from .class_images import ClassNames, embed_items, labelled
 

@@ -14,11 +14,11 @@ def rank_images(model, inputs: list[str], attribute: str, *, on_error: OnError =
 
     Two images get the paper's answer: "first" iff (g1 - g2).f(T) >= 0. More are sorted by g.f(T), which is the
     same rule for every pair at once (O(N) embeddings and one sort, never the N^2 pairs). f(T) is the prompt
-    ensemble of the attribute (retrieval.ensemble; `templates` names another template set or file).
+    ensemble of the attribute (data.attributes; `templates` names another template set or file).
     """
     from pcclip_cli.clip.embeddings import embed_images
+    from pcclip_cli.data.attributes import attribute_ensemble, ensemble_vector
     from pcclip_cli.models import clip_for
-    from pcclip_cli.retrieval.ensemble import attribute_ensemble, ensemble_vector
 
     from .formulas import attribute_scores, order_by_scores, rank_score
 
@@ -141,7 +141,7 @@ def order_concordance(clip, items, attribute: str, truth_key: str, truth_order: 
     the right order (the shapes suite uses it with "larger" and the size attribute). It scores with the single
     comparative sentence PC-CLIP is trained on, not an ensemble, so the metric stays the paper's."""
     from pcclip_cli.clip.embeddings import embed_images
-    from pcclip_cli.retrieval.ensemble import attribute_ensemble
+    from pcclip_cli.data.attributes import attribute_ensemble
 
     from .formulas import attribute_scores, concordance
 

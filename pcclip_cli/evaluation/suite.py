@@ -2,7 +2,7 @@
 
 The shapes suite needs nothing but the model: it builds (or reuses) the default shapes world and generates its
 comparatives and descriptions with the deterministic `template` LLM. The paper suite runs the task files in
-examples/tasks and the classification datasets that are present under --data-root, skipping the others, and
+pcclip_cli/paper_tasks (examples/tasks) and the classification datasets that are present under --data-root, skipping the others, and
 sets the paper's own figures beside its numbers (paper_figures.py).
 Both add the embedding metrics of metrics.py: zero-shot top-k, a linear probe, and alignment, uniformity and
 CLIPScore over image-caption pairs.
@@ -25,7 +25,8 @@ SHAPES_CLASS_SETS = ("shape", "colour", "colour_shape")
 ORDERINGS = (("larger", {"small": 0, "medium": 1, "large": 2}), ("bigger", {"small": 0, "medium": 1, "large": 2}),
              ("smaller", {"small": 2, "medium": 1, "large": 0}))
 PAPER_DATASETS = ("cifar100", "flowers102", "cub", "eurosat", "sun397")
-EXAMPLE_TASKS_DIR = PACKAGE_DIR.parent / "examples" / "tasks"
+# Shipped inside the package so an installed wheel runs the paper suite; examples/tasks links here.
+PAPER_TASKS_DIR = PACKAGE_DIR / "paper_tasks"
 
 
 class Suite(str, enum.Enum):
@@ -38,7 +39,7 @@ class SuiteOptions:
     suite: Suite = Suite.shapes
     world: str | None = None  # shapes: an existing world directory; default $PCCLIP_HOME/worlds/shapes-default
     data_root: str | None = None  # paper: where the datasets live
-    tasks_dir: str | None = None  # paper: task files; default examples/tasks of this checkout
+    tasks_dir: str | None = None  # paper: task files; default the shipped pcclip_cli/paper_tasks
     seeds: int = 5  # rank benchmark seeds
     pairs: int = 100  # rank benchmark pairs per seed
     seed: int = 0  # first seed: the same seed gives the same numbers
@@ -136,7 +137,7 @@ def _task_hashes(paths: list[Path]) -> dict:
 
 
 def _shapes_suite(model, options: SuiteOptions, progress, warn) -> SuiteResult:
-    from pcclip_cli.data.tasks import load_dataset
+    from pcclip_cli.data.datasets.base import load_dataset
     from pcclip_cli.models import clip_for
 
     from .ranking import order_concordance, run_rank_task
@@ -217,7 +218,7 @@ def _classify_set(clip, manifest: Path, name: str, llm: str, options: SuiteOptio
     """Zero-shot with the template, comparative prompting on its top-k confused pairs, and distance on those
     comparatives; then descriptions with EX2-style selection (scored on train, evaluated on test)."""
     from pcclip_cli.core.io import write_jsonl_atomic
-    from pcclip_cli.data.tasks import load_dataset
+    from pcclip_cli.data.datasets.base import load_dataset
 
     from .classification import DEFAULT_TEMPLATE, ClassifyOptions, classify
     from .distance import distances_for
@@ -255,14 +256,15 @@ def _descriptions(llm: str, classes: list[str], n: int) -> list[dict]:
 
 
 def _paper_suite(model, options: SuiteOptions, progress, warn) -> SuiteResult:
-    from pcclip_cli.data.tasks import load_dataset, load_task
+    from pcclip_cli.data.datasets.base import load_dataset
+    from pcclip_cli.data.tasks import load_task
     from pcclip_cli.models import clip_for
 
     from .classification import DEFAULT_TEMPLATE, ClassifyOptions, classify
     from .distance import distances_for
     from .ranking import run_rank_task
 
-    tasks_dir = Path(options.tasks_dir).expanduser() if options.tasks_dir else EXAMPLE_TASKS_DIR
+    tasks_dir = Path(options.tasks_dir).expanduser() if options.tasks_dir else PAPER_TASKS_DIR
     task_paths = sorted(tasks_dir.glob("*.toml"))
     if not task_paths:
         raise DataError(f"no task files (*.toml) in {tasks_dir}; pass --tasks DIR")
@@ -280,7 +282,9 @@ def _paper_suite(model, options: SuiteOptions, progress, warn) -> SuiteResult:
         except DataError as exc:
             skipped_sets.append({"dataset": name, "skipped": str(exc)})
     if not runnable and not datasets:
-        raise DataError(f"none of the paper's datasets was found under {options.data_root}: "
+        names = ", ".join(p.stem for p in task_paths)
+        raise DataError(f"none of the paper's datasets was found under {options.data_root}, so none of its tasks "
+                        f"({names}) can run: "
                         + "; ".join(s["skipped"] for s in skipped_sets[:2]) + " (see docs/evaluation.md)")
     for s in skipped_tasks + skipped_sets:
         if warn:

@@ -86,6 +86,7 @@ class AuditReport:
     present: int = 0
     covered: int = 0
     no_statement: int = 0
+    no_text: int = 0
     examples: dict = field(default_factory=lambda: {"wrong": [], "swapped": [], "missed": []})
 
     def as_dict(self) -> dict:
@@ -98,6 +99,7 @@ class AuditReport:
             "swap_rate": round(self.statements["swapped"] / decided, 4) if decided else None,
             "differences_present": self.present, "differences_stated": self.covered,
             "records_without_statements": self.no_statement,
+            "records_without_text": self.no_text,
             "by_kind": {k: {v: c[v] for v in VERDICTS} for k, c in sorted(self.by_kind.items())},
             "examples": self.examples,
         }
@@ -108,8 +110,9 @@ def audit_records(records, attributes: dict[str, dict], vocab: Vocabulary, sourc
     rep = AuditReport()
     for lineno, rec in records:
         text, a_id, b_id = rec.get("text"), rec.get("first"), rec.get("second")
-        if not isinstance(text, str):
-            raise DataError(f"{source}:{lineno}: record has no \"text\" string; is this a comparatives file?")
+        if not isinstance(text, str) or not text.strip():
+            rep.no_text += 1  # the one rule of every command: dropped and counted
+            continue
         if a_id not in attributes or b_id not in attributes:
             missing = a_id if a_id not in attributes else b_id
             raise DataError(f"{source}:{lineno}: image {missing!r} is not in the captions file; audit the "
@@ -171,5 +174,7 @@ def audit_file(comparatives: str | Path, captions: str | Path, vocabulary: str |
                                                              other_kinds="error"))
     rep = audit_records(records, attributes, vocab, str(comparatives))
     if rep.records == 0:
-        raise DataError(f"comparatives file {comparatives} holds no records")
+        raise DataError(f"comparatives file {comparatives} holds no records" + (
+            f" with a \"text\" string ({rep.no_text} without one); is this a comparatives file?" if rep.no_text
+            else ""))
     return {"input": str(comparatives), "captions": str(captions), "vocabulary": vocab.source, **rep.as_dict()}

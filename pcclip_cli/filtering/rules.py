@@ -340,11 +340,14 @@ def filter_records(records: Iterable[tuple[int, dict]], ruleset: RuleSet, source
     """Apply the rules to (line, record) pairs; returns the kept records (text cleaned) and per-rule counts."""
     counts = {r.name: {"dropped": 0, "changed": 0} for r in ruleset.rules}
     kept: list[dict] = []
-    total = changed_kept = 0
-    for lineno, rec in records:
+    total = changed_kept = no_text = 0
+    for _lineno, rec in records:
         text = rec.get("text")
         if not isinstance(text, str):
-            raise DataError(f"{source}:{lineno}: record has no \"text\" string; is this a comparatives file?")
+            # The one rule of every command: a record without text is dropped and counted (an empty string is
+            # the rules' to drop, and counted there).
+            no_text += 1
+            continue
         total += 1
         clean, dropped_by, changed = ruleset.judge(text, rec)
         for name in changed:
@@ -356,7 +359,10 @@ def filter_records(records: Iterable[tuple[int, dict]], ruleset: RuleSet, source
             changed_kept += 1
             rec = {**rec, "text": clean}
         kept.append(rec)
-    return kept, {"records": total, "changed": changed_kept, "rules": counts}
+    if no_text and not total:
+        raise DataError(f"{source} has no \"text\" string in any of its {no_text} records; is this a "
+                        "comparatives file?")
+    return kept, {"records": total + no_text, "changed": changed_kept, "no_text": no_text, "rules": counts}
 
 
 def filter_file(input_path: str | Path, out: str | Path, cfg: FilterConfig | None = None, progress=None) -> dict:
@@ -376,6 +382,8 @@ def filter_file(input_path: str | Path, out: str | Path, cfg: FilterConfig | Non
     records = ((c.line, c.record) for c in read_comparatives(input_path))
     kept, report = filter_records(records, ruleset, str(input_path))
     rows = [{"rule": r.name, "action": r.action.value, **report["rules"][r.name]} for r in ruleset.rules]
+    if report["no_text"]:
+        rows.insert(0, {"rule": "no-text", "action": "drop", "dropped": report["no_text"], "changed": 0})
     if cfg.semantic:
         kept, sem = semantic_filter(kept, cfg.semantic_options, progress)
         rows += [{"rule": name, "action": "drop", "dropped": n, "changed": 0} for name, n in sem.items()]

@@ -27,6 +27,7 @@ class GenerationResult:
     tokens_per_s: float | None
     repaired_bytes: int  # bytes of a torn last line cut before appending
     params: dict  # the generation parameters every record carries (its resume identity)
+    duplicates_removed: int = 0  # records of a key already in `out`, removed before appending (two writers)
     shard: str | None = None  # "I/N" for a `generate` run
     records: list[dict] | None = field(default=None, repr=False)  # the records, for a run kept in memory
 

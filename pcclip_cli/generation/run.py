@@ -96,10 +96,14 @@ def _describe_mismatch(old: dict, new: dict) -> str:
 
 
 def read_done(path: Path, settings: dict) -> dict[int, int]:
-    """Keys already in `path` (as digests -> digest of their inputs), refusing records made with other settings."""
+    """Keys already in `path` (as digests -> digest of their inputs), refusing records made with other settings.
+
+    A key found twice (two writers on one file, before outputs were locked, or files concatenated) is removed
+    first by `remove_duplicate_keys`; here it would be an error, so resume never accepts such a file."""
     from pcclip_cli.data.comparatives import read_comparatives
 
     done: dict[int, int] = {}
+    first_line: dict[int, int] = {}
     if not path.exists():
         return done
     for comp in read_comparatives(path, what="output file", require_key="choose another --out"):
@@ -108,8 +112,28 @@ def read_done(path: Path, settings: dict) -> dict[int, int]:
             raise PcclipError(f"{path} already holds records made with different settings ({lineno}: "
                               f"{_describe_mismatch(_settings(rec), settings)}); pass another --out or delete it "
                               "to start over")
-        done[_digest(rec["key"])] = _digest(rec.get("first_caption"), rec.get("second_caption"))
+        kd = _digest(rec["key"])
+        if kd in done:
+            raise DataError(f"{path}:{lineno}: key {rec['key']!r} appears twice (first on line {first_line[kd]}); "
+                            "each key must appear once")
+        first_line[kd] = lineno
+        done[kd] = _digest(rec.get("first_caption"), rec.get("second_caption"))
     return done
+
+
+def _open_output(out: Path, settings: dict) -> tuple[int, int, dict[int, int]]:
+    """Cut a torn tail, drop repeated keys (with a warning and a count) and read the keys done; the caller
+    holds the output's lock, so no other writer is mid-record."""
+    from pcclip_cli.core.notices import notify
+
+    from .dedupe import remove_duplicate_keys
+
+    repaired = repair_tail(out)
+    removed = remove_duplicate_keys(out)
+    if removed:
+        notify(f"warning: {out} held {removed} records whose key was already in the file (two runs wrote to it "
+               "at once?); kept the first of each and removed the rest")
+    return repaired, removed, read_done(out, settings)
 
 
 def _record(req: Request, text: str, llm, prompt, params: dict) -> dict:
@@ -136,15 +160,25 @@ def _params(cfg_max_tokens: int, temperature: float, stop, seed: int) -> tuple[P
 def run_plan(plan: Plan, llm, prompt, params: Params, recorded: dict, out: Path | None, *, kind: str,
              batch_size: int = 8, progress=None, collect: bool = False) -> GenerationResult:
     """Generate every item of `plan` not already in `out`; returns counts (and the records when `collect`)."""
+    if out is None:
+        return _run_plan(plan, llm, prompt, params, recorded, None, kind=kind, batch_size=batch_size,
+                         progress=progress, collect=collect)
+    from pcclip_cli.core.locks import output_lock
+
+    with output_lock(out):
+        return _run_plan(plan, llm, prompt, params, recorded, Path(out), kind=kind, batch_size=batch_size,
+                         progress=progress, collect=collect)
+
+
+def _run_plan(plan: Plan, llm, prompt, params: Params, recorded: dict, out: Path | None, *, kind: str,
+              batch_size: int, progress, collect: bool) -> GenerationResult:
     settings = _run_settings(kind, llm.name, llm.backend, prompt, recorded)
-    repaired = 0
+    repaired = removed = 0
     done: dict[int, int] = {}
     if out is not None:
-        out = Path(out)
         if out.is_dir():
             raise DataError(f"--out {out} is a directory; give a .jsonl file path")
-        repaired = repair_tail(out)
-        done = read_done(out, settings)
+        repaired, removed, done = _open_output(out, settings)
     counts = {"skipped": 0, "generated": 0}
     collected: list[dict] = []
     t0 = time.perf_counter()
@@ -174,12 +208,19 @@ def run_plan(plan: Plan, llm, prompt, params: Params, recorded: dict, out: Path 
         for req, comp in llm.stream(todo(), params, batch_size):
             rec = _record(req, comp.text, llm, prompt, recorded)
             if out is not None:
-                if fh is None:
-                    out.parent.mkdir(parents=True, exist_ok=True)
-                    fh = open(out, "a", encoding="utf-8")
-                # One write per record, flushed: a kill leaves at most one torn last line, which resume cuts.
-                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-                fh.flush()
+                try:
+                    if fh is None:
+                        out.parent.mkdir(parents=True, exist_ok=True)
+                        fh = open(out, "a", encoding="utf-8")
+                    # One write per record, flushed: a kill (or a full disk) leaves at most one torn last line,
+                    # which resume cuts.
+                    fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                    fh.flush()
+                except OSError as exc:
+                    from pcclip_cli.core.errors import WriteError, os_error_message
+
+                    fh = _close_quietly(fh)
+                    raise WriteError(os_error_message(exc, out)) from None
             if collect:
                 collected.append(rec)
             counts["generated"] += 1
@@ -189,8 +230,7 @@ def run_plan(plan: Plan, llm, prompt, params: Params, recorded: dict, out: Path 
         raise type(exc)(f"{exc}; stopped with {counts['skipped'] + counts['generated']} of {plan.total} items "
                         f"done ({counts['generated']} new){where}; re-run the same command to resume") from None
     finally:
-        if fh is not None:
-            fh.close()
+        _close_quietly(fh)
     report()
     elapsed = time.perf_counter() - t0
     stats = llm.stats.as_dict()
@@ -200,7 +240,17 @@ def run_plan(plan: Plan, llm, prompt, params: Params, recorded: dict, out: Path 
         skipped=counts["skipped"], generated=counts["generated"], llm_calls=stats["calls"], tokens=stats["tokens"],
         retries=stats["retries"], seconds=round(elapsed, 3),
         tokens_per_s=round(stats["tokens"] / stats["seconds"], 2) if stats["seconds"] > 0 else None,
-        repaired_bytes=repaired, params=recorded, records=collected if collect else None)
+        repaired_bytes=repaired, duplicates_removed=removed, params=recorded,
+        records=collected if collect else None)
+
+
+def _close_quietly(fh) -> None:
+    """Close an append handle whose buffered bytes may not fit on the disk any more (the error was reported)."""
+    if fh is not None:
+        try:
+            fh.close()
+        except OSError:
+            pass
 
 
 @dataclass
@@ -214,6 +264,7 @@ class Job:
     recorded: dict
     llm: object
     repaired: int = 0
+    removed: int = 0  # records of a repeated key, dropped before the run
 
     def run(self, progress=None) -> GenerationResult:
         try:
@@ -223,6 +274,7 @@ class Job:
             self.llm.close()
         result.shard = str(self.cfg.shard)
         result.repaired_bytes += self.repaired
+        result.duplicates_removed += self.removed
         return result
 
 
@@ -243,14 +295,17 @@ def prepare(cfg: GenerateConfig) -> Job:
         plan = classes_plan(cfg, prompt)
     else:
         plan = descriptions_plan(cfg, prompt)
-    repaired = 0
+    repaired = removed = 0
     if cfg.out is not None and Path(cfg.out).exists():
         # Refuse a mismatched output file before loading a model that may take minutes to load.
+        from pcclip_cli.core.locks import output_lock
+
         name, backend, _ = resolve(cfg.llm)
-        repaired = repair_tail(Path(cfg.out))
-        read_done(Path(cfg.out), _run_settings(cfg.kind.value, name, backend, prompt, recorded))
+        with output_lock(cfg.out):  # another run may be mid-record: never cut its line
+            repaired, removed, _ = _open_output(Path(cfg.out), _run_settings(cfg.kind.value, name, backend, prompt,
+                                                                       recorded))
     llm = get_llm(cfg.llm, **cfg.backend_options)
-    return Job(cfg, plan, prompt, params, recorded, llm, repaired)
+    return Job(cfg, plan, prompt, params, recorded, llm, repaired, removed)
 
 
 def generate(cfg: GenerateConfig, progress=None) -> GenerationResult:

@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from pcclip_cli.core.device import resolve_device
 from pcclip_cli.core.errors import DataError, PcclipError
 
 from .base import LLM, Completion, Params, Request, cut_at_stop, item_seed, split_answer_cue
@@ -42,17 +43,6 @@ class TransformersOptions:
             raise PcclipError(f"device must be cpu, cuda or auto, got {self.device!r}")
         if self.dtype is not None and self.dtype not in {d.value for d in Dtype}:
             raise PcclipError(f"dtype must be {', '.join(d.value for d in Dtype)}, got {self.dtype!r}")
-
-
-def _resolve_device(choice: str | None) -> str:
-    import torch
-
-    choice = choice or os.environ.get("PCCLIP_DEVICE", "auto")
-    if choice == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise PcclipError("--device cuda was asked for but no CUDA device is available; use --device cpu")
-    return choice
 
 
 def _source(target: str) -> tuple[str, dict]:
@@ -143,7 +133,7 @@ class TransformersLLM(LLM):
     def __init__(self, name: str, target: str, **opts):
         super().__init__(name, target)
         self.options = self.check_options(opts)
-        self.device = _resolve_device(self.options.device)
+        self.device = resolve_device(self.options.device)
         self.tokenizer, self.model = _load(target, self.device, self.options.dtype)
         self._prefix = None  # (token ids, KV cache) of the last shared prompt prefix
 

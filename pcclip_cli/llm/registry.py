@@ -4,6 +4,7 @@
     get_llm("llamacpp:/models/x.gguf")       any GGUF file (a bare path ending in .gguf works too)
     get_llm("transformers:org/model")        a hub id or a local model directory
     get_llm("openai:gpt-4o-mini", base_url=...)
+    get_llm("vllm:meta-llama/Llama-2-13b-chat-hf")  vLLM's offline engine (CUDA)
 
 A backend is an `LLM` subclass that declares its options dataclass, the shared `generate` flags it accepts and
 the options that change its texts (base.py); `BACKENDS` below is the only place that lists them, and
@@ -28,6 +29,7 @@ BACKENDS: dict[str, str | type] = {
     "llamacpp": "pcclip_cli.llm.llamacpp:LlamaCppLLM",
     "transformers": "pcclip_cli.llm.hf:TransformersLLM",
     "openai": "pcclip_cli.llm.openai_api:OpenAILLM",
+    "vllm": "pcclip_cli.llm.vllm_backend:VLLMLLM",
 }
 BUILTIN_BACKENDS = tuple(BACKENDS)
 
@@ -160,6 +162,8 @@ def list_llms() -> list[dict]:
         {"name": "PATH.gguf", "backend": "llamacpp", "target": "any GGUF file", "what": "llamacpp:PATH also works"},
         {"name": "DIR | org/name", "backend": "transformers", "target": "local model directory or hub id",
          "what": "transformers:TARGET also works"},
+        {"name": "vllm:MODEL", "backend": "vllm", "target": "hub id or model directory", "what": "vLLM's offline "
+         "engine on CUDA GPUs (pip install vllm)"},
         {"name": "openai:MODEL", "backend": "openai", "target": "any model name", "what": "with --base-url for "
          "vLLM, llama.cpp's server and other OpenAI-compatible servers"},
     ]

@@ -12,22 +12,23 @@ An index directory holds three files, written together and swapped into place as
     hits = search(idx, clip.encode_texts(["a red circle"]), k=10)[0]
 
 The modules, one concern each: layout (file names, manifest identity), backend (faiss setup, CPU or GPU),
-index_types (flat/IVF/HNSW and their parameters), atomic (swapping a build into place), store (opening an
+index_types (flat/IVF/HNSW and their parameters), store (opening an
 index and its item metadata), build (embedding and writing), search (top-k with filters), query (attribute,
-text and image queries; `retrieve`), ensemble (attribute words as prompt ensembles), tuning (search parameters
+text and image queries; `retrieve`; attribute words come from data.attributes), tuning (search parameters
 tuned to a recall target), default_index (the shapes world's test images, built on first use).
 """
 
-from .backend import BLAS_THRESHOLD, choose_backend, gpu_available, import_faiss
-from .build import build_index
-from .default_index import DEFAULT_INDEX, DefaultIndexSpec, default_index_dir, ensure_default_index
-from .ensemble import (
+from pcclip_cli.data.attributes import (
     AttributeEnsemble,
     attribute_ensemble,
     ensemble_vector,
     ensemble_vectors,
     load_query_templates,
 )
+
+from .backend import BLAS_THRESHOLD, choose_backend, gpu_available, import_faiss
+from .build import build_index
+from .default_index import DEFAULT_INDEX, DefaultIndexSpec, default_index_dir, ensure_default_index
 from .index_types import FLAT_MAX, IndexType, auto_index_type, index_params, make_faiss_index
 from .layout import (
     INDEX_FORMAT,

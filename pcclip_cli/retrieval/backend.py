@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 
+from pcclip_cli.core.device import device_choice
 from pcclip_cli.core.errors import PcclipError
 
 # This faiss build's default, 128000, keeps query batches off BLAS. At 20 a flat batch of 100 queries over
@@ -42,10 +44,32 @@ def gpu_available(faiss_module=None) -> bool:
 def choose_backend(use_gpu: bool | None = None) -> str:
     """'gpu' or 'cpu'. use_gpu=None follows $PCCLIP_DEVICE (cpu forces CPU) and what is present; True insists."""
     if use_gpu is None:
-        use_gpu = (os.environ.get("PCCLIP_DEVICE") or "auto").lower() != "cpu"
+        use_gpu = device_choice() != "cpu"
         return "gpu" if use_gpu and gpu_available() else "cpu"
     if use_gpu and not gpu_available():
         raise PcclipError("a faiss GPU index was asked for but this faiss build has no GPU support or sees no GPU; "
                           "install faiss-gpu-cu12 on a CUDA machine, or use the CPU path (--device cpu)")
     return "gpu" if use_gpu else "cpu"
 
+
+
+@contextlib.contextmanager
+def quiet_faiss_stdout():
+    """faiss's C++ code prints notes (an on-disk index's file names, resizing) on stdout, which carries data;
+    around such calls they are dropped (its errors still come as exceptions)."""
+    import sys
+
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no real stdout (an embedding host): nothing to protect
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)

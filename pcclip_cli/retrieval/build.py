@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pcclip_cli import __version__
+from pcclip_cli.core.dirs import build_dir, check_out_dir
 from pcclip_cli.core.errors import DataError, PcclipError
+from pcclip_cli.core.io import check_writable
+from pcclip_cli.core.locks import holds_output_lock
 from pcclip_cli.data.records import OnError, collect_images
 
-from .atomic import building, check_out_dir
 from .backend import choose_backend, import_faiss
 from .index_types import IndexType, add_to_faiss, all_vectors, auto_index_type, index_params, make_faiss_index
 from .layout import (
@@ -63,6 +65,7 @@ def model_record(clip) -> dict:
             "base": clip.info.get("base") if clip.info else None, "embed_dim": clip.embed_dim}
 
 
+@holds_output_lock("out")
 def build_index(images: list[str | Path], out: str | Path, *, model: str | None = None,
                 index_type: IndexType | str = IndexType.auto, add: bool = False, batch_size: int = 64,
                 on_error: OnError | str = OnError.stop, device: str | None = None, progress=None,
@@ -84,7 +87,8 @@ def build_index(images: list[str | Path], out: str | Path, *, model: str | None 
     check_target(target_recall, max_latency_ms)
     if batch_size < 1:
         raise PcclipError(f"--batch-size must be at least 1, got {batch_size}")
-    check_out_dir(out)
+    check_out_dir(out, holds="a pcclip index", reusable=lambda p: (p / MANIFEST_FILE).exists())
+    check_writable(out)  # before minutes of embedding, not after
     import_faiss()  # before torch loads, so that both share the OpenMP wait policy set there
     old = None
     if add and (out / MANIFEST_FILE).exists():
@@ -112,7 +116,7 @@ def build_index(images: list[str | Path], out: str | Path, *, model: str | None 
             seen.add(key)
             fresh.append(item)
     skipped_present = len(items) - len(fresh)
-    with building(out) as tmp:
+    with build_dir(out) as tmp:
         if old is not None:
             shutil.copy2(old.root / ITEMS_FILE, tmp / ITEMS_FILE)
         db = items_db(tmp / ITEMS_FILE)

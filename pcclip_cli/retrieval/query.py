@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from pcclip_cli.core.errors import DataError, PcclipError
+from pcclip_cli.data.attributes import attribute_ensemble, ensemble_vector, ensemble_vectors
 
 from .build import model_record
-from .ensemble import attribute_ensemble, ensemble_vector, ensemble_vectors
 from .layout import IndexFileError
 from .search import search
 from .store import LoadedIndex, load_index

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .atomic import recover
-from .backend import choose_backend, import_faiss
+from pcclip_cli.core.dirs import recover
+
+from .backend import choose_backend, import_faiss, quiet_faiss_stdout
 from .index_types import IndexType, apply_search_params
 from .layout import (
     INDEX_FORMAT,
@@ -135,7 +136,9 @@ def load_index(index_dir: str | Path, *, use_gpu: bool | None = None) -> LoadedI
             raise IndexFileError(f"{root} is incomplete: {name} is missing; rebuild the index with `pcclip index`")
     faiss = import_faiss()
     try:
-        index = faiss.read_index(str(root / VECTORS_FILE))
+        # An on-disk IVF (retrieval.ondisk) names its vectors.ivfdata relative to this file's folder.
+        with quiet_faiss_stdout():
+            index = faiss.read_index(str(root / VECTORS_FILE), faiss.IO_FLAG_ONDISK_SAME_DIR)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[-1][:120] if str(exc).strip() else type(exc).__name__
         raise IndexFileError(f"{root / VECTORS_FILE} is corrupt ({first}); rebuild the index with `pcclip index`") from None
@@ -145,7 +148,8 @@ def load_index(index_dir: str | Path, *, use_gpu: bool | None = None) -> LoadedI
     apply_search_params(index, manifest["index"])
     backend = choose_backend(use_gpu)
     loaded = LoadedIndex(root, manifest, index, "cpu")
-    if backend == "gpu" and manifest["index"]["type"] != IndexType.hnsw.value:  # faiss has no GPU HNSW
+    on_disk = manifest["index"].get("storage") == "on-disk"  # mapped lists stay on the CPU
+    if backend == "gpu" and manifest["index"]["type"] != IndexType.hnsw.value and not on_disk:  # no GPU HNSW
         loaded._gpu_resources = faiss.StandardGpuResources()
         loaded.index = faiss.index_cpu_to_gpu(loaded._gpu_resources, 0, index)
         loaded.backend = "gpu"

@@ -77,7 +77,7 @@ def _set_param(index, kind: IndexType, value: int) -> None:
         index.hnsw.efSearch = int(value)
 
 
-def _without_self(ids, self_ids, k: int):
+def without_self(ids, self_ids, k: int):
     """Each row's ids minus the query's own id, cut to k."""
     return [[i for i in row if i != s and i >= 0][:k] for row, s in zip(ids.tolist(), self_ids, strict=True)]
 
@@ -102,7 +102,7 @@ def exact_neighbours(vectors, sample_ids, k: int) -> list[list[int]]:
     """The k nearest other vectors of each sampled vector, by brute force (without copying the vectors)."""
     faiss = import_faiss()
     _, ids = faiss.knn(vectors[sample_ids], vectors, k + 1, metric=faiss.METRIC_INNER_PRODUCT)
-    return _without_self(ids, sample_ids.tolist(), k)
+    return without_self(ids, sample_ids.tolist(), k)
 
 
 def _candidates(kind: IndexType, index, k: int) -> tuple[str, list[int], int]:
@@ -114,21 +114,25 @@ def _candidates(kind: IndexType, index, k: int) -> tuple[str, list[int], int]:
 
 def tune_index(index, kind: IndexType | str, vectors, *, target_recall: float = DEFAULT_TARGET_RECALL,
                max_latency_ms: float | None = None, k: int = 10, queries: int = TUNING_QUERIES,
-               seed: int = 0) -> Tuning:
+               seed: int = 0, sample=None, sample_vectors=None, exact=None) -> Tuning:
     """Set `index`'s search parameter to the smallest value reaching `target_recall` (and `max_latency_ms`).
 
     `vectors` are all the vectors the index holds, in id order. A flat index is exact: its recall is 1 and only
     its latency is measured. When no setting meets both bounds, the index keeps the best one found (the most
     recall within the latency bound; the fastest if none is within it) and `warning` says what was reached.
+    An index too large to hold its vectors in memory (retrieval.ondisk) passes vectors=None with the sampled
+    ids, their vectors and their exact neighbours (as exact_neighbours returns them) computed shard by shard.
     """
     import numpy as np
 
     check_target(target_recall, max_latency_ms)
     kind = IndexType(kind)
-    n = len(vectors)
-    rng = np.random.default_rng(seed)
-    sample = np.sort(rng.choice(n, min(queries, n), replace=False)) if n else np.zeros(0, np.int64)
-    timed = vectors[sample[:LATENCY_QUERIES]]
+    n = int(index.ntotal) if vectors is None else len(vectors)
+    if sample is None:
+        rng = np.random.default_rng(seed)
+        sample = np.sort(rng.choice(n, min(queries, n), replace=False)) if n else np.zeros(0, np.int64)
+    qs = vectors[sample] if sample_vectors is None else sample_vectors
+    timed = qs[:LATENCY_QUERIES]
     if kind == IndexType.flat or n <= 1:
         p50, p95 = latency_ms(index, timed, k) if n else (0.0, 0.0)
         met = max_latency_ms is None or p50 <= max_latency_ms
@@ -137,16 +141,15 @@ def tune_index(index, kind: IndexType | str, vectors, *, target_recall: float = 
         return Tuning(None, None, 1.0, p50, p95, target_recall, max_latency_ms, k, len(sample), met,
                       warning=warning)
     kk = min(k, n - 1)
-    exact = exact_neighbours(vectors, sample, kk)
+    exact = exact if exact is not None else exact_neighbours(vectors, sample, kk)
     param, start, top = _candidates(kind, index, kk)
-    qs = vectors[sample]
     trials: dict[int, Trial] = {}
 
     def measure(value: int) -> Trial:
         if value not in trials:
             _set_param(index, kind, value)
             _, ids = index.search(qs, kk + 1)
-            trial = Trial(value, _recall(_without_self(ids, sample.tolist(), kk), exact, kk))
+            trial = Trial(value, _recall(without_self(ids, sample.tolist(), kk), exact, kk))
             if max_latency_ms is not None:
                 trial.p50_ms = latency_ms(index, timed, kk)[0]
             trials[value] = trial

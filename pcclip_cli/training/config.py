@@ -15,6 +15,7 @@ from pcclip_cli.core.errors import CheckpointError, PcclipError
 
 from .losses import LossConfig, LossKind, RankNormalise, RankRamp
 from .order import HardNegatives
+from .reporters import parse_report_to
 from .run_dir import CONFIG_JSON, saved_config
 
 PAPER_LR = {"pc": 1e-8, "caption": 1e-6}
@@ -133,12 +134,15 @@ class TrainConfig:
     trim_text: bool = _opt(True, "Run the text tower on each batch cut to its longest text (exact: only for "
                                  "causal towers pooling at end-of-text, or padding-masked encoders).")
     compile: bool = _opt(False, "torch.compile the step (CUDA only).")
+    report_to: str | None = _opt(None, "Also log metrics.jsonl's scalars to tensorboard (OUT/tensorboard), wandb, "
+                                       "or both, comma-separated.")
 
     def __post_init__(self):
         self.objective, self.loss = Objective(self.objective), LossKind(self.loss)
         self.scope, self.init = Scope(self.scope), Init(self.init)
         self.optimizer, self.schedule = OptimizerKind(self.optimizer), ScheduleKind(self.schedule)
         self.precision = Precision(self.precision)
+        parse_report_to(self.report_to)
         self.rank_normalise, self.rank_ramp = RankNormalise(self.rank_normalise), RankRamp(self.rank_ramp)
         self.hard_negatives = HardNegatives(self.hard_negatives)
         self.rank_weights = [float(w) for w in self.rank_weights]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pcclip_cli.clip.checkpoints import META_FILE
+from pcclip_cli.core.dirs import check_out_dir
 from pcclip_cli.core.errors import CheckpointError
 from pcclip_cli.core.io import write_json_atomic, write_text_atomic
 
@@ -109,3 +110,9 @@ def run_info(run_dir: str | Path) -> dict[str, Any]:
     ckpt = latest_checkpoint(run_dir)
     return {"config": saved_config(run_dir), "latest_checkpoint": str(ckpt) if ckpt else None,
             "complete": (run_dir / META_FILE).exists()}
+
+
+def check_run_dir(out: str | Path | None, resume: bool) -> Path:
+    """The run directory, refused before anything heavy is loaded when it is missing or holds another run."""
+    return check_out_dir(out, holds="the run's checkpoints and metrics", reusable=(lambda _: True) if resume else None,
+                         fix=f"pass --resume {out} to continue that run, or choose a new directory")

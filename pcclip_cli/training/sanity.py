@@ -67,7 +67,7 @@ class SanityEval:
         self.cached = None
 
     def _load_manifest(self, path: Path, max_images: int):
-        from pcclip_cli.data.tasks import load_manifest
+        from pcclip_cli.data.datasets.base import load_manifest
 
         items = load_manifest(path).items
         if any(it.split == "test" for it in items):

@@ -4,18 +4,16 @@ use into the model cache."""
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pcclip_cli.clip.checkpoints import META_FILE, is_checkpoint, load_checkpoint
+from pcclip_cli.clip.checkpoints import META_FILE, is_checkpoint, load_checkpoint, update_checkpoint_meta
 from pcclip_cli.clip.loaded import from_architecture
-from pcclip_cli.clip.spec import SCRATCH_SHAPES_MODEL, SHAPES_MODEL, resolve_device
-from pcclip_cli.core.io import write_json_atomic
+from pcclip_cli.clip.spec import SCRATCH_SHAPES_MODEL, SHAPES_MODEL
+from pcclip_cli.core.device import resolve_device
+from pcclip_cli.core.dirs import build_dir
 from pcclip_cli.core.notices import notify
 from pcclip_cli.core.paths import models_dir
 
@@ -126,25 +124,15 @@ def train_shapes_base(target_dir: str | Path, progress=None, *, recipe: ShapesRe
             return target
         t0 = time.perf_counter()
         world = _shapes_world(recipe.images, recipe.seed, Path(world_dir) if world_dir else None, progress)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
-            run = tmp / "run"
+        with build_dir(target) as run:
             cfg = recipe.train_config(world / "captions.jsonl", run)
             result = Trainer(cfg, from_architecture(recipe.arch, resolve_device(None)), progress=progress).fit()
             scores = zero_shot_scores(load_checkpoint(run, "cpu"), world)
-            meta_path = run / META_FILE
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            meta["metrics"] = {**meta.get("metrics", {}), "zero_shot_test": scores,
-                               "wall_seconds": round(time.perf_counter() - t0, 1),
-                               "train_seconds": result.seconds}
-            meta["shapes_recipe"] = {**asdict(recipe), "world": str(world)}
-            write_json_atomic(meta_path, meta)
+            update_checkpoint_meta(run, metrics={"zero_shot_test": scores,
+                                                 "wall_seconds": round(time.perf_counter() - t0, 1),
+                                                 "train_seconds": result.seconds},
+                                   shapes_recipe={**asdict(recipe), "world": str(world)})
             shutil.rmtree(run / CHECKPOINTS_DIR, ignore_errors=True)
-            if target.exists():
-                shutil.rmtree(target)  # a torn earlier attempt (no pcclip.json): replace it
-            os.replace(run, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

@@ -1,9 +1,10 @@
 """The training loop: one `Trainer` owns a run of a loaded model (steps, schedule, DDP, checkpoints, exact resume).
 
-    from pcclip_cli.models import load_clip
+    from pcclip_cli.clip.loaded import from_architecture
     from pcclip_cli.training import TrainConfig, Trainer
     cfg = TrainConfig(comparatives="pairs.jsonl", captions="captions.jsonl", out="runs/pc", lr=1e-5, epochs=5)
-    result = Trainer(cfg, load_clip(cfg.model, fresh=True)).fit()
+    result = Trainer(cfg, from_architecture("pcclip-micro", "cpu")).fit()
+It receives a loaded model: loading one by name (the registry) is finetune.train's job, a layer above.
 
 A run directory holds `train_config.json` and `config.toml` (the resolved config), `metrics.jsonl`,
 `checkpoints/epoch-NNNN/` (model, optimizer and RNG state, written atomically every `save_every` epochs) and,
@@ -16,9 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,15 +26,15 @@ from pcclip_cli import __version__
 from pcclip_cli.clip.checkpoints import load_state_dict_safely, save_checkpoint
 from pcclip_cli.clip.loaded import LoadedClip, image_tower_digest
 from pcclip_cli.clip.spec import create_random_model
-from pcclip_cli.clip.text_trim import needed_lengths, trim_kind, trimmed_length
+from pcclip_cli.clip.text_trim import trimmed_length
 from pcclip_cli.core.config import to_dict
+from pcclip_cli.core.dirs import build_dir
 from pcclip_cli.core.errors import CheckpointError, PcclipError
 from pcclip_cli.core.io import write_json_atomic, write_text_atomic
 
 from .averaging import average_state_dicts
 from .config import (
     Init,
-    Objective,
     OptimizerKind,
     Precision,
     ScheduleKind,
@@ -45,33 +44,25 @@ from .config import (
 )
 from .distributed import Dist, gather_rows
 from .losses import LossConfig, combined_loss, loss_shares
-from .order import add_order_rows, with_partners
+from .order import with_partners
+from .reporters import open_metrics
+from .run_data import load_run_data
 from .run_dir import (
     CHECKPOINTS_DIR,
     CONFIG_JSON,
     CONFIG_TOML,
     METRICS_FILE,
+    check_run_dir,
     latest_checkpoint,
     load_training_state,
     save_training_state,
     saved_config,
     trim_metrics,
 )
-from .sanity import SanityEval, encode_texts, preprocess_all
-from .step import make_step_module
+from .sanity import SanityEval
+from .step import StepInputs, make_step_module
 from .towers import check_towers_separable, select_trainable
 from .vocab import compact_vocab_for
-
-
-def check_out_dir(out: str | Path | None, resume: bool) -> Path:
-    """The run directory, refused before anything heavy is loaded when it is missing or holds another run."""
-    if not out:
-        raise PcclipError("--out is required: the run directory for checkpoints and metrics")
-    out = Path(out).resolve()
-    if not resume and out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise PcclipError(f"--out {out} is not empty; pass --resume {out} to continue that run, "
-                          "or choose a new directory")
-    return out
 
 
 @dataclass
@@ -116,7 +107,7 @@ class Trainer:
                  progress=None, warn=None, compact_vocab: bool = True):
         self.cfg, self.resume, self.clip = cfg, resume, clip
         self.compact_vocab = compact_vocab  # False only to measure what it saves (benchmarks/bench_train.py)
-        self.out = check_out_dir(cfg.out, resume)
+        self.out = check_run_dir(cfg.out, resume)
         self.dist = dist or Dist()
         self.progress = progress or (lambda *a, **k: None)
         self.warn = warn or (lambda message: None)
@@ -147,11 +138,13 @@ class Trainer:
         self.trainable = select_trainable(self.model, cfg)
         self.image_frozen = cfg.scope == Scope.text
         self.text_frozen = cfg.scope == Scope.image
-        self._load_data()
+        self.rd = load_run_data(cfg, clip, self.dist, image_frozen=self.image_frozen, text_frozen=self.text_frozen,
+                                progress=self.progress)
+        self.n = self.rd.n
         table = None
         self.vocab = None
         if self.compact_vocab and not self.text_frozen:
-            self.vocab = compact_vocab_for(self.model, self.trainable, cfg.weight_decay, self.tokens)
+            self.vocab = compact_vocab_for(self.model, self.trainable, cfg.weight_decay, self.rd.tokens)
             table = self.vocab.table if self.vocab else None
         # The compact rows take the table's place in the parameter order, so optimizer state indices keep theirs.
         params = [self.vocab.rows if p is table else p for p in self.model.parameters() if p.requires_grad
@@ -165,7 +158,10 @@ class Trainer:
         except (RuntimeError, TypeError, ValueError):
             self.optimizer = opt_cls(params, lr=cfg.resolved_lr, weight_decay=cfg.weight_decay)
         self.eval = SanityEval(cfg.eval_task, clip, cfg.eval_template) if cfg.eval_task else None
-        self.step_module = make_step_module(self)
+        self.step_module = make_step_module(StepInputs(
+            model=self.model, first=self.rd.first, second=self.rd.second, tokens=self.rd.tokens,
+            image_emb=self.rd.image_emb, pixels=self.rd.pixels, text_emb=self.rd.text_emb, vocab=self.vocab,
+            learnable_scale=cfg.learnable_scale))
         self.runner = self.step_module
         if self.dist.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -179,63 +175,6 @@ class Trainer:
 
     def _random_init(self, clip):
         clip.model.load_state_dict(create_random_model(clip.arch, self.cfg.seed).state_dict())
-
-    def _load_data(self):
-        import torch
-
-        from pcclip_cli.clip.embeddings import embed_images
-
-        from .pair_data import data_file_entry, read_caption_pairs, read_comparative_pairs
-
-        cfg, clip = self.cfg, self.clip
-        if cfg.objective == Objective.pc:
-            data = read_comparative_pairs(cfg.comparatives, cfg.captions, cfg.split, cfg.max_pairs, cfg.seed)
-            data = add_order_rows(data, cfg.hard_negatives, cfg.reversal_pairs)
-            self.first, self.second = torch.tensor(data.first), torch.tensor(data.second)
-            self.data_files = [data_file_entry(cfg.comparatives, "comparatives"),
-                               data_file_entry(cfg.captions, "captions")]
-        else:
-            data = read_caption_pairs(cfg.captions, cfg.split)
-            self.first = torch.arange(len(data.images))
-            self.second = None
-            self.data_files = [data_file_entry(cfg.captions, "captions")]
-        self.data = data
-        self.n = getattr(data, "trainable", None) or len(data)  # rows past it only join batches as partners
-        partner = getattr(data, "partner", None)
-        self.partner = torch.tensor(partner) if partner is not None else None
-        self._check_batch()  # before any image is embedded
-        # Index tensors and tokens live on the training device, so a step moves nothing but its row indices.
-        self.first = self.first.to(self.device)
-        self.second = self.second.to(self.device) if self.second is not None else None
-        self.tokens = clip.tokenizer(data.texts).to(self.device)
-        # Exact context trimming: each example's needed length, kept on the CPU so a step's context is known
-        # without a device sync. None: the text tower is not trimmed (not exact for it, or --no-trim-text).
-        self.text_lengths = (needed_lengths(clip.model, self.tokens).cpu()
-                             if cfg.trim_text and trim_kind(clip.model) is not None else None)
-        self.image_emb = self.pixels = self.text_emb = None
-        if self.image_frozen:
-            # The paper's efficiency trick: the image tower never runs in the loop. Rank 0 fills the shared
-            # cache first so the other ranks only read it.
-            if self.dist.main:
-                emb = embed_images(clip, data.images, progress=lambda d, t: self.progress(d, t, stage="embedding images"))
-            self.dist.barrier()
-            if not self.dist.main:
-                emb = embed_images(clip, data.images)
-            self.image_emb = torch.from_numpy(emb.vectors).to(self.device)
-        else:
-            self.pixels = preprocess_all(clip.preprocess, data.images, self.progress).to(self.device)
-        if self.text_frozen:
-            self.text_emb = encode_texts(self.model, clip.tokenizer, data.texts, self.device).to(self.device)
-
-    def _check_batch(self):
-        cfg, ws = self.cfg, self.dist.world_size
-        if cfg.batch_size > self.n:
-            raise PcclipError(f"--batch-size {cfg.batch_size} is larger than the {self.n} training examples; "
-                              f"pass --batch-size {self.n} or less (pcclip refuses rather than clamping, so a run's "
-                              "batch size is always the one asked for)")
-        if cfg.batch_size % ws:
-            raise PcclipError(f"--batch-size {cfg.batch_size} is the global batch and must divide evenly over "
-                              f"{ws} processes")
 
     # ---- the loop ---------------------------------------------------------------------------------------------
     def batches(self, epoch: int) -> list:
@@ -274,7 +213,8 @@ class Trainer:
         self.model.train()
         if self.image_frozen:
             self.model.visual.eval()
-        metrics_fh = open(self.out / METRICS_FILE, "a", encoding="utf-8") if dist_info.main else None  # noqa: SIM115
+        metrics_fh = (open_metrics(self.out / METRICS_FILE, cfg.report_to, to_dict(cfg)) if dist_info.main
+                      else None)
         t_start = time.perf_counter()
         try:
             for epoch in range(start_epoch, cfg.epochs):
@@ -327,8 +267,8 @@ class Trainer:
 
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.precision == Precision.bf16
                     else contextlib.nullcontext())
-        rows = with_partners(rows, self.partner)
         with autocast:
+            rows = with_partners(rows, self.rd.partner)  # order-aware training: reversed pairs join the batch
             x, y, scale = self.runner(rows.to(self.device), self.text_context(rows))
         ws = self.dist.world_size
         # The loss runs in fp32, outside autocast: log-sum-exps over a batch of logits lose too much in bf16.
@@ -359,9 +299,9 @@ class Trainer:
     def text_context(self, rows) -> int | None:
         """How many token positions this step's texts need (None: the full context). Rounded up to 8 on CUDA
         so tensor cores and torch.compile see few distinct shapes."""
-        if self.text_lengths is None or self.text_frozen:
+        if self.rd.text_lengths is None or self.text_frozen:
             return None
-        return trimmed_length(self.text_lengths[rows.cpu()], self.tokens.shape[1], 8 if self.cuda else 1)
+        return trimmed_length(self.rd.text_lengths[rows.cpu()], self.rd.tokens.shape[1], 8 if self.cuda else 1)
 
     # ---- files ------------------------------------------------------------------------------------------------
     def _log(self, fh, record: dict):
@@ -371,7 +311,7 @@ class Trainer:
     def _run_identity(self) -> dict:
         return {"config": to_dict(self.cfg), "base_fingerprint": self.base_fingerprint,
                 "base_image_fingerprint": self.base_image_fingerprint, "arch": self.clip.arch,
-                "data": self.data_files, "pcclip_version": __version__}
+                "data": self.rd.files, "pcclip_version": __version__}
 
     def _write_run_files(self):
         self.out.mkdir(parents=True, exist_ok=True)
@@ -389,9 +329,9 @@ class Trainer:
             "objective": cfg.objective.value,
             "training": {**to_dict(cfg), "lr_resolved": cfg.resolved_lr, "epochs_done": epoch, "steps": steps,
                          "complete": complete, "world_size": self.dist.world_size, "examples": self.n,
-                         "data_counts": self.data.counts, "trainable_parameters": len(self.trainable),
+                         "data_counts": self.rd.data.counts, "trainable_parameters": len(self.trainable),
                          "base_fingerprint": self.base_fingerprint, "seconds": seconds},
-            "data": self.data_files,
+            "data": self.rd.files,
             "metrics": metrics,
         }
 
@@ -401,21 +341,13 @@ class Trainer:
     def _save_epoch(self, epoch: int, steps: int, metrics: dict):
         root = self.out / CHECKPOINTS_DIR
         root.mkdir(parents=True, exist_ok=True)
-        final = root / f"epoch-{epoch:04d}"
-        tmp = Path(tempfile.mkdtemp(prefix=f".epoch-{epoch:04d}.", dir=root))
-        try:
+        with build_dir(root / f"epoch-{epoch:04d}") as tmp:  # the checkpoint appears whole or not at all
             save_checkpoint(self.model, tmp, arch=self.clip.arch,
                             meta=self._meta(metrics, epoch=epoch, steps=steps, complete=False),
                             image_fingerprint=self._image_fp())
             save_training_state(tmp, self.optimizer, {"epoch": epoch, "global_step": steps,
                                                        "base_fingerprint": self.base_fingerprint,
                                                        "world_size": self.dist.world_size, "metrics": metrics})
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)  # a directory rename: the checkpoint appears whole or not at all
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         done = sorted(p for p in root.glob("epoch-*") if p.is_dir())
         for old in done[: -self.cfg.keep_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
