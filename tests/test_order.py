@@ -10,7 +10,13 @@ from conftest import assert_clean_error
 from pcclip_cli.clip.checkpoints import read_checkpoint_meta
 from pcclip_cli.core.errors import PcclipError
 from pcclip_cli.training.losses import LossConfig, combined_loss
-from pcclip_cli.training.order import HardNegatives, add_order_rows, load_swap_rule, swap_references, with_partners
+from pcclip_cli.training.order import (
+    HardNegatives,
+    add_order_rows,
+    load_swap_rule,
+    swap_references,
+    with_partners,
+)
 from pcclip_cli.training.pair_data import PairData, oracle_comparatives
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
