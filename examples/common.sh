@@ -9,6 +9,8 @@
 #   EPOCHS, BATCH, LR                               (defaults: 1, 128, 2e-5: the demo's, for shapes-clip's
 #                                                    pretrained sentence encoder; shapes-clip-scratch used 4, 256, 1e-4)
 #   SEEDS         rank-benchmark seeds in eval      (default: 5)
+#   TRAIN_FLAGS   extra `pcclip train` flags for every arm, e.g. "--hard-negatives swap --reversal-pairs"
+#                 (give RUNS its own folder: arms are resumed by name)
 
 set -euo pipefail
 PCCLIP=${PCCLIP:-pcclip}
@@ -24,12 +26,13 @@ WORLD=$RUNS/world
 mkdir -p "$RUNS"
 "$PCCLIP" data shapes "$WORLD" --images "$WORLD_IMAGES" --seed 0 --json > /dev/null
 
-# comparatives NAME LLM PAIRS: generate (resuming) and filter comparatives of train-split pairs.
+# comparatives NAME LLM PAIRS [generate flags...]: generate (resuming) and filter comparatives of train-split pairs.
 comparatives() {
   local name=$1 llm=$2 pairs=$3 dir=$RUNS/comparatives/$1
+  shift 3
   mkdir -p "$dir"
   "$PCCLIP" generate --llm "$llm" --captions "$WORLD/captions-train.jsonl" --pairs "$pairs" --prompt shapes \
-    --out "$dir/raw.jsonl" --json > "$dir/generate.json"
+    --out "$dir/raw.jsonl" "$@" --json > "$dir/generate.json"
   "$PCCLIP" filter "$dir/raw.jsonl" --out "$dir/clean.jsonl" --json > "$dir/filter.json"
   echo "$dir/clean.jsonl"
 }
@@ -46,7 +49,7 @@ arm() {
     else
       rm -rf "$dir/model"
       "$PCCLIP" train --model "$BASE" --comparatives "$comps" --captions "$WORLD/captions.jsonl" --split train \
-        --epochs "$EPOCHS" --batch-size "$BATCH" --lr "$LR" --out "$dir/model" "$@" --json > "$dir/train.json"
+        --epochs "$EPOCHS" --batch-size "$BATCH" --lr "$LR" --out "$dir/model" ${TRAIN_FLAGS:-} "$@" --json > "$dir/train.json"
     fi
   fi
   local tag_flags=()

@@ -67,7 +67,7 @@ def test_bad_gguf_paths(tmp_path):
 def test_options_that_do_not_apply_are_errors():
     with pytest.raises(PcclipError, match="unknown key.*base_url"):
         get_llm("smollm2-135m", base_url="http://127.0.0.1:1/v1")
-    with pytest.raises(PcclipError, match="template backend takes no options"):
+    with pytest.raises(PcclipError, match="unknown key.*concurrency; valid keys: relations"):
         get_llm("template", concurrency=3)
 
 

@@ -143,13 +143,15 @@ def _paraphrases(world) -> dict[str, list[str]]:
 
 def test_held_out_paraphrases_share_little_with_the_oracle_comparatives(world):
     """Each shapes task carries >= 5 paraphrases whose words and sentence shapes the training comparatives
-    (the oracle's) do not use: at most one shared content word each (attribute values such as 'yellow', and
-    'first'/'second', which every comparison needs, do not count), and no shared run of four words."""
+    (the oracle's, with and without relation sentences) do not use: at most one shared content word each
+    (attribute values such as 'yellow', and 'first'/'second', which every comparison needs, do not count), and
+    no shared run of four words."""
     from pcclip_cli.data.shapes import SIZES
 
     _, records = load_world(world)
     rng = random.Random(0)
-    oracle = [describe_difference(x["attributes"], y["attributes"], rng) for x in records for y in records]
+    oracle = [describe_difference(x["attributes"], y["attributes"], rng, relations=rel)
+              for rel in (False, True) for x in records for y in records]
     oracle_words = {w for t in oracle for w in _words(t)}
     oracle_4grams = {tuple(ws[i:i + 4]) for t in oracle for ws in [_words(t)] for i in range(len(ws) - 3)}
     free = _STOPWORDS | set(COLOURS) | set(SHAPES) | set(SIZES) | {"first", "second"}

@@ -316,6 +316,18 @@ _COUNT_DIFF = [
     "the first {pic} has {a} but the second has {b}",
 ]
 _NUMBER = {1: "one shape", 2: "two shapes"}
+# Relation comparatives (describe_difference(..., relations=True)): the count as a comparison and the change
+# from the first image to the second. Their words stay apart from the benchmark tasks' held-out paraphrases
+# (tests/test_shapes.py checks the overlap with these on as well).
+_COUNT_RELATION = [
+    "the first {pic} holds a {cmp} number of {thing}s than the second {pic}",
+    "the second {pic} has a {opp} count of {thing}s than the first {pic}",
+    "from the first {pic} to the second {pic} the number of {thing}s is {change}",
+]
+_NUMBER_CMP = {True: ("greater", "smaller", "reduced"), False: ("smaller", "greater", "raised")}
+_SIZE_CHANGE = "from the first {pic} to the second {pic} the {thing} gets {cmp}"
+_SIZE_CHANGE_WORD = {True: ["smaller", "reduced in size"], False: ["bigger", "enlarged"]}
+_COLOUR_CHANGE = "from the first {pic} to the second {pic} the {thing} changes colour from {a} to {b}"
 
 
 def _size_comparison(a: str, b: str, rng: random.Random) -> tuple[str, str] | None:
@@ -325,10 +337,34 @@ def _size_comparison(a: str, b: str, rng: random.Random) -> tuple[str, str] | No
     return (bigger, smaller) if SIZE_ORDER[a] > SIZE_ORDER[b] else (smaller, bigger)
 
 
-def describe_difference(a: dict, b: dict, rng: random.Random) -> str:
-    """One sentence on how the image with attributes `a` differs visually from the one with `b`."""
-    parts = []
+def _relations(a: dict, b: dict, pic: str, thing: str, rng: random.Random) -> list[str]:
+    """Relation clauses: the count compared, and the size and colour as a change from the first image to the
+    second (single-object pairs)."""
+    out = []
+    if a.get("count") != b.get("count"):
+        cmp, opp, change = _NUMBER_CMP[a["count"] > b["count"]]
+        out.append(rng.choice(_COUNT_RELATION).format(cmp=cmp, opp=opp, change=change, pic=pic, thing=thing))
+    if a.get("count") == 1 and b.get("count") == 1:
+        oa, ob = a["objects"][0], b["objects"][0]
+        if SIZE_ORDER[oa["size"]] != SIZE_ORDER[ob["size"]]:
+            word = rng.choice(_SIZE_CHANGE_WORD[SIZE_ORDER[oa["size"]] > SIZE_ORDER[ob["size"]]])
+            out.append(_SIZE_CHANGE.format(pic=pic, thing=thing, cmp=word))
+        if oa["colour"] != ob["colour"]:
+            out.append(_COLOUR_CHANGE.format(pic=pic, thing=thing, a=oa["colour"], b=ob["colour"]))
+    return out
+
+
+def describe_difference(a: dict, b: dict, rng: random.Random, relations: bool = False) -> str:
+    """One sentence on how the image with attributes `a` differs visually from the one with `b`. With
+    `relations`, half the sentences state their differences as relations instead (see _relations)."""
     pic, thing = rng.choice(_PICTURE), rng.choice(_THING)
+    if relations and rng.random() < 0.5:
+        parts = _relations(a, b, pic, thing, rng)
+        if parts:
+            rng.shuffle(parts)
+            text = "; ".join(parts)
+            return text[0].upper() + text[1:] + "."
+    parts = []
     if a.get("count") != b.get("count"):
         parts.append(rng.choice(_COUNT_DIFF).format(a=_NUMBER[a["count"]], b=_NUMBER[b["count"]], pic=pic))
     oa, ob = a["objects"][0], b["objects"][0]

@@ -24,7 +24,7 @@ PLACEHOLDERS: dict[str, tuple[str, ...]] = {
 }
 DEFAULT_PROMPT = {"pairs": "coco", "classes": "classes", "descriptions": "descriptions"}
 DEFAULT_STOP = ("\nQ:",)
-_NOT_PROMPTS = {"attributes", "filter_rules", "paper_figures", "vocabulary"}
+_NOT_PROMPTS = {"attributes", "filter_rules", "order_swap", "paper_figures", "vocabulary"}
 
 
 @dataclass(frozen=True)

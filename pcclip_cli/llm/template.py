@@ -8,6 +8,7 @@ same way; other items get a plain sentence built from the captions or names. No 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 from pcclip_cli.data import shapes
 
@@ -54,10 +55,21 @@ def _article(phrase: str) -> str:
     return ("an " if phrase[:1].lower() in "aeiou" else "a ") + phrase
 
 
+@dataclass
+class TemplateOptions:
+    relations: bool = False  # also state differences as relations (more/fewer, the change from first to second)
+
+
 class TemplateLLM(LLM):
-    """Deterministic comparatives from shapes-world attributes (no model, no options)."""
+    """Deterministic comparatives from shapes-world attributes (no model; `--llm-option relations=true`)."""
 
     backend = "template"
+    options_class = TemplateOptions
+    text_options = ("relations",)
+
+    def __init__(self, name: str, target: str, **opts):
+        super().__init__(name, target)
+        self.options = self.check_options(opts)
 
     def complete(self, requests: list[Request], params: Params) -> list[Completion]:
         out = []
@@ -71,13 +83,14 @@ class TemplateLLM(LLM):
         if req.kind == "pairs":
             a, b = req.first_attributes or {}, req.second_attributes or {}
             if a.get("objects") and b.get("objects"):
-                return shapes.describe_difference(a, b, rng)
+                return shapes.describe_difference(a, b, rng, relations=self.options.relations)
             return (f"The first image shows {req.first_caption}, while the second image shows "
                     f"{req.second_caption}.")
         if req.kind == "classes":
             pa, pb = parse_class(req.first), parse_class(req.second or "")
             if pa and pb and set(pa) == set(pb):
-                return shapes.describe_difference(_as_world_attributes(pa, pb), _as_world_attributes(pb, pa), rng)
+                return shapes.describe_difference(_as_world_attributes(pa, pb), _as_world_attributes(pb, pa), rng,
+                                                  relations=self.options.relations)
             return (f"An image of {req.first} looks like {_article(req.first)}, while an image of {req.second} "
                     f"looks like {_article(req.second or '')}.")
         # descriptions

@@ -14,6 +14,7 @@ from pcclip_cli.core.config import from_dict, load_toml, to_dict
 from pcclip_cli.core.errors import CheckpointError, PcclipError
 
 from .losses import LossConfig, LossKind, RankNormalise, RankRamp
+from .order import HardNegatives
 from .reporters import parse_report_to
 from .run_dir import CONFIG_JSON, saved_config
 
@@ -63,7 +64,7 @@ class ScheduleKind(str, enum.Enum):
 
 # Keys that define what a run computes: `--resume` refuses to change them.
 IDENTITY_KEYS = ("model", "objective", "comparatives", "captions", "split", "max_pairs", "loss", "temperature",
-                 "rank_weights", "rank_normalise", "rank_ramp", "base_loss", "mse_raw_difference", "scope", "reference_params", "init",
+                 "rank_weights", "rank_normalise", "rank_ramp", "hard_negatives", "reversal_pairs", "base_loss", "mse_raw_difference", "scope", "reference_params", "init",
                  "optimizer", "lr", "weight_decay", "schedule", "gamma", "warmup_steps", "batch_size",
                  "grad_clip", "seed")
 PATH_KEYS = ("out", "comparatives", "captions", "eval_task")
@@ -99,6 +100,11 @@ class TrainConfig:
                                          "sum (raw cosines, list sums), mean (sum / list length).")
     rank_ramp: RankRamp = _opt(RankRamp.auto, "RankCLIP's epoch ramp clamp(3(e-1)/(E-1), 0, 2) on the ranking "
                                               "terms: auto (on with reference), on, off.")
+    hard_negatives: HardNegatives = _opt(HardNegatives.none, "Extra negatives per pair: none, or swap (the text "
+                                         "with its image references exchanged, prompts/order_swap.toml, as the "
+                                         "positive of the reversed difference in the same batch).")
+    reversal_pairs: bool = _opt(False, "Also train on both orders of every pair, the swapped text for the "
+                                       "reversed pair (texts naming neither image are left out).")
     base_loss: bool = _opt(True, "Keep the base loss (RankCLIP's ablation drops it).")
     mse_raw_difference: bool = _opt(False, "MSE on the un-normalised difference, as the reference code does.")
     scope: Scope = _opt(Scope.text, "The tower(s) finetuned.")
@@ -138,6 +144,7 @@ class TrainConfig:
         self.precision = Precision(self.precision)
         parse_report_to(self.report_to)
         self.rank_normalise, self.rank_ramp = RankNormalise(self.rank_normalise), RankRamp(self.rank_ramp)
+        self.hard_negatives = HardNegatives(self.hard_negatives)
         self.rank_weights = [float(w) for w in self.rank_weights]
         for f in fields(self):
             value = getattr(self, f.name)
@@ -163,6 +170,8 @@ class TrainConfig:
              "reference_params (optimise only the text transformer blocks) needs scope text"),
             (self.objective != Objective.pc or self.comparatives,
              "objective pc needs comparatives (a JSONL from `pcclip generate` / `pcclip filter`)"),
+            (self.objective == Objective.pc or (self.hard_negatives == HardNegatives.none and not self.reversal_pairs),
+             "hard_negatives and reversal_pairs need objective pc (they reverse image pairs)"),
             (bool(self.captions), "captions is required: the captions.jsonl of the images"),
             (self.objective == Objective.pc or not self.comparatives,
              "comparatives are read by objective pc only; drop them for objective caption"),

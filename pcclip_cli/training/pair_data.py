@@ -26,6 +26,8 @@ class PairData:
     second: list[int]
     texts: list[str]
     counts: dict = field(default_factory=dict)  # records read / kept / dropped and why
+    trainable: int | None = None  # rows [0, trainable) are sampled (None: all); see training/order.py
+    partner: list[int] | None = None  # the row that joins row i in its batch, -1 none (hard negatives)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -118,10 +120,11 @@ def read_comparative_pairs(comparatives: str | Path, captions: str | Path, split
 
 
 def oracle_comparatives(world: str | Path, out: str | Path, *, pairs: int = 1000, split: str | None = "train",
-                        seed: int = 0, where: dict | None = None) -> int:
+                        seed: int = 0, where: dict | None = None, relations: bool = False) -> int:
     """Write `pairs` comparatives records for random ordered pairs of a shapes world's images, their texts
     written from the known attributes (shapes.describe_difference). `where` keeps images whose attributes
-    match (e.g. {"count": 1}). Returns the number of records written."""
+    match (e.g. {"count": 1}); `relations` lets the texts state relations (more/fewer, the change from the
+    first image to the second). Returns the number of records written."""
     from pcclip_cli.data.shapes import describe_difference, load_world
 
     root, recs = load_world(world)
@@ -134,7 +137,7 @@ def oracle_comparatives(world: str | Path, out: str | Path, *, pairs: int = 1000
     def records():
         for k in range(pairs):
             a, b = rng.sample(pool, 2)
-            text = describe_difference(a["attributes"], b["attributes"], rng)
+            text = describe_difference(a["attributes"], b["attributes"], rng, relations=relations)
             yield {"key": f"oracle-{seed}-{k}", "kind": "pairs", "first": a["id"], "second": b["id"],
                    "first_caption": a["caption"], "second_caption": b["caption"], "text": text,
                    "llm": "oracle", "backend": "oracle", "prompt": None, "prompt_sha256": None, "params": {}}

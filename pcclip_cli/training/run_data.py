@@ -9,6 +9,7 @@ from pcclip_cli.core.errors import PcclipError
 
 from .config import Objective, TrainConfig
 from .distributed import Dist
+from .order import add_order_rows
 from .sanity import encode_texts, preprocess_all
 
 
@@ -24,10 +25,12 @@ class RunData:
     pixels: object | None = None  # training image tower: (images, 3, H, W)
     text_emb: object | None = None  # frozen text tower: (n, d)
     batch_size: int = 0  # the batch the run uses: --batch-size capped at the data size
+    partner: object | None = None  # (rows,) long tensor (CPU): the row joining each row's batch, -1 none (order.py)
 
     @property
     def n(self) -> int:
-        return len(self.data)
+        """The examples sampled: rows past them (reversed pairs) only join batches as partners."""
+        return getattr(self.data, "trainable", None) or len(self.data)
 
 
 def check_batch(cfg: TrainConfig, n: int, world_size: int, warn=None) -> int:
@@ -61,13 +64,14 @@ def load_run_data(cfg: TrainConfig, clip, dist: Dist, *, image_frozen: bool, tex
     device = clip.device
     if cfg.objective == Objective.pc:
         data = read_comparative_pairs(cfg.comparatives, cfg.captions, cfg.split, cfg.max_pairs, cfg.seed)
+        data = add_order_rows(data, cfg.hard_negatives, cfg.reversal_pairs)
         first, second = torch.tensor(data.first), torch.tensor(data.second)
         files = [data_file_entry(cfg.comparatives, "comparatives"), data_file_entry(cfg.captions, "captions")]
     else:
         data = read_caption_pairs(cfg.captions, cfg.split)
         first, second = torch.arange(len(data.images)), None
         files = [data_file_entry(cfg.captions, "captions")]
-    batch_size = check_batch(cfg, len(data), dist.world_size, warn)
+    batch_size = check_batch(cfg, getattr(data, "trainable", None) or len(data), dist.world_size, warn)
     # Index tensors and tokens live on the training device, so a step moves nothing but its row indices.
     tokens = clip.tokenizer(data.texts).to(device)
     # Exact context trimming: each example's needed length, kept on the CPU so a step's context is known
@@ -75,6 +79,8 @@ def load_run_data(cfg: TrainConfig, clip, dist: Dist, *, image_frozen: bool, tex
     lengths = needed_lengths(clip.model, tokens).cpu() if cfg.trim_text and trim_kind(clip.model) is not None else None
     out = RunData(data, files, first.to(device), second.to(device) if second is not None else None, tokens, lengths,
                   batch_size=batch_size)
+    if getattr(data, "partner", None) is not None:
+        out.partner = torch.tensor(data.partner)
     if image_frozen:
         # Rank 0 fills the shared embedding cache first so the other ranks only read it.
         if dist.main:

@@ -44,6 +44,7 @@ from .config import (
 )
 from .distributed import Dist, gather_rows
 from .losses import LossConfig, combined_loss, loss_shares
+from .order import with_partners
 from .reporters import open_metrics
 from .run_data import load_run_data
 from .run_dir import (
@@ -268,6 +269,7 @@ class Trainer:
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.precision == Precision.bf16
                     else contextlib.nullcontext())
         with autocast:
+            rows = with_partners(rows, self.rd.partner)  # order-aware training: reversed pairs join the batch
             x, y, scale = self.runner(rows.to(self.device), self.text_context(rows))
         ws = self.dist.world_size
         # The loss runs in fp32, outside autocast: log-sum-exps over a batch of logits lose too much in bf16.
