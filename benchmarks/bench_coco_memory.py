@@ -12,7 +12,8 @@ and reads that process's peak resident set size (`ru_maxrss` of getrusage, the k
 - stream --images 1000: `convert_coco` keeping a seeded sample of 1000 images (the paper's COCO subset).
 
 The ratios compare the memory above the baseline. Why it exists: the issue asked that the conversion of the
-90 MB file stay bounded and that the bound be measured.
+90 MB file stay bounded and that the bound be measured. The table goes to stderr, the ratios to stdout as JSON rows
+(jsonrows.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import jsonrows  # benchmarks/ is the script's own directory
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,8 +87,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--images", type=int, default=118287)
     ap.add_argument("--quick", action="store_true", help="20,000 images (about 15 MB)")
-    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--json", action="store_true", help="also print every measurement (on stderr)")
     args = ap.parse_args()
+    jsonrows.people_to_stderr()
     images = 20000 if args.quick else args.images
     with tempfile.TemporaryDirectory(prefix="pcclip-coco-mem-") as tmp:
         root = Path(tmp)
@@ -107,14 +111,14 @@ def main() -> None:
     }
     if args.json:
         print(json.dumps(result, indent=2))
-        return
     print(f"annotations: {images} images, {size_mb:.1f} MB")
     for arm, mb in peaks.items():
         extra = "" if arm == "baseline" else f"  ({above[arm]:.1f} MB above baseline)"
         print(f"{arm:>22}: peak RSS {mb:7.1f} MB{extra}")
     for r in result["ratios"]:
         print(f"{r['measure']}: {r['value']}x")
-
+        jsonrows.emit("coco_memory", r["measure"], r["value"],
+                      detail=f"{images:,} images, {size_mb:.1f} MB of annotations")
 
 if __name__ == "__main__":
     main()

@@ -16,6 +16,7 @@ each vector a centre plus N(0, SPREAD^2 I) noise, then L2-normalised (noise of n
 clusters overlap, as image embeddings of related content do). `random` is i.i.d. Gaussian directions with no
 structure, the hardest case for IVF and HNSW: kept so its honest recall and latency are on record.
 A last table compares faiss's BLAS threshold and the OpenMP wait policy on a flat batch (see import_faiss).
+Tables go to stderr; the ratios go to stdout as JSON rows (jsonrows.py) for benchmarks/run.py.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import os
 import subprocess
 import sys
 import time
+
+import jsonrows  # benchmarks/ is the script's own directory
 
 
 def percentile(xs, q):
@@ -157,6 +160,20 @@ def bench_data(args, kind, faiss):
         print(f"| {r['index']} | {b} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['batch_s']:.3f} | {rec} |")
     print(f"\nnumpy top-{args.k} agrees with flat on {np_agree:.3f} of ids (ties and float order aside); numpy "
           f"single-query p50/p95 from {len(np_single)} queries. Build of the tuned row = k-means + add + tuning.")
+    numpy_row, flat_row, untuned, tuned = rows
+    where = f"{args.n:,} {kind} vectors x {args.dim}-d, {args.queries} queries, k={args.k}"
+    jsonrows.emit("faiss", f"numpy brute force / faiss flat, batch of {args.queries} queries ({kind})",
+                  numpy_row["batch_s"] / flat_row["batch_s"],
+                  detail=f"{where}; {numpy_row['batch_s']:.3f} s vs {flat_row['batch_s']:.3f} s")
+    for label, row in (("untuned default", untuned), (f"tuned to recall {args.target_recall:g}", tuned)):
+        jsonrows.emit("faiss", f"faiss flat / {approx.value} ({label}), batch of {args.queries} queries ({kind})",
+                      flat_row["batch_s"] / row["batch_s"],
+                      detail=f"{row['index']}; recall@{args.k} vs flat {row['recall']:.3f}; "
+                             f"{flat_row['batch_s']:.3f} s vs {row['batch_s']:.3f} s")
+        jsonrows.emit("faiss", f"faiss flat / {approx.value} ({label}), single-query p50 ({kind})",
+                      flat_row["p50_ms"] / row["p50_ms"],
+                      detail=f"{flat_row['p50_ms']:.2f} ms vs {row['p50_ms']:.2f} ms; numpy single query "
+                             f"{numpy_row['p50_ms']:.2f} ms")
     return {"data": kind, "rows": rows, "tuning": tuning.to_manifest()}
 
 
@@ -183,8 +200,9 @@ def main():
     ap.add_argument("--blas-child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.blas_child:
-        blas_child(args)
+        blas_child(args)  # its one JSON line goes to the parent, which reads the child's stdout
         return
+    jsonrows.people_to_stderr()
     if args.quick:
         args.n, args.blas_compare = min(args.n, 100_000), min(args.blas_compare, 20_000)
 
@@ -219,6 +237,10 @@ def main():
             r = json.loads(out.strip().splitlines()[-1])
             print(f"| {policy} | {r['default']:.3f} | {r['pcclip']:.3f} | {r['default'] / r['pcclip']:.1f}x |"
                   + ("" if r["same"] else " ids differ!"))
+            jsonrows.emit("faiss", f"BLAS threshold 128000 (faiss default) / 20 (pcclip), flat batch, {policy} "
+                          "OpenMP", r["default"] / r["pcclip"],
+                          detail=f"{m:,} random vectors; {r['default']:.3f} s vs {r['pcclip']:.3f} s"
+                                 + ("" if r["same"] else "; IDS DIFFER"))
 
 
 def blas_child(args):

@@ -16,6 +16,7 @@ decoding and the same pairs, so the numbers are side by side.
   that load from other processes hits both alike.
 - rss: every ordered pair of 1,000 captions (999,000 prompts rendered) streamed in a fresh process, peak RSS
   against a process that only reads the captions, and one that materialises the list.
+The tables go to stderr; the ratios go to stdout as JSON rows (jsonrows.py) for benchmarks/run.py.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+
+import jsonrows  # benchmarks/ is the script's own directory
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -70,8 +73,8 @@ def rerun_cost(world: Path, tmp: Path, llm: str, pairs: int, max_tokens: int) ->
     t1 = time.perf_counter()
     again = generate(GenerateConfig(**cfg))
     t2 = time.perf_counter()
-    return {"llm": llm, "pairs": pairs, "first_s": round(t1 - t0, 3), "first_llm_calls": first["llm_calls"],
-            "rerun_s": round(t2 - t1, 3), "rerun_llm_calls": again["llm_calls"],
+    return {"llm": llm, "pairs": pairs, "first_s": round(t1 - t0, 3), "first_llm_calls": first.llm_calls,
+            "rerun_s": round(t2 - t1, 3), "rerun_llm_calls": again.llm_calls,
             "rerun_fraction": round((t2 - t1) / (t1 - t0), 4)}
 
 
@@ -268,6 +271,7 @@ def main() -> None:
     ap.add_argument("--sections", default="batched,openai,tokens,rerun,rss",
                     help="comma-separated subset of batched,openai,tokens,rerun,rss")
     args = ap.parse_args()
+    jsonrows.people_to_stderr()
     sections = set(args.sections.split(","))
 
     from pcclip_cli.data.shapes import WorldConfig, build_world
@@ -315,6 +319,35 @@ def main() -> None:
     results["load_avg_end"] = os.getloadavg()[0]
     report(results, args)
     print(json.dumps(results))
+    emit_rows(results, args)
+
+
+def emit_rows(results: dict, args) -> None:
+    for r in results.get("batched", []):
+        jsonrows.emit("generate", f"batched / one at a time, pairs/s ({r['llm']}, batches of {r['batch_size']})",
+                      r["batched"]["pairs_per_s"] / r["one"]["pairs_per_s"],
+                      detail=f"{r['items']} items; {r['batched']['pairs_per_s']} vs {r['one']['pairs_per_s']} pairs/s; "
+                             f"identical texts {r['identical_texts']}/{r['items']}")
+    oc = results.get("openai_concurrency")
+    if oc:
+        jsonrows.emit("generate", f"OpenAI backend, concurrency {oc['concurrency']} / sequential (items/s)",
+                      oc["ratio_concurrent_over_sequential"],
+                      detail=f"local batching server ({args.server_llm}), {oc['items']} items x {oc['rounds']} "
+                             f"alternating rounds: {oc['concurrent_items_per_s']} vs {oc['sequential_items_per_s']} "
+                             f"items/s; identical texts {oc['identical_texts']}/{oc['items']}")
+    for r in results.get("rerun", []):
+        if r["first_llm_calls"]:
+            jsonrows.emit("generate", f"re-run of a finished run / the first run ({r['llm']}, {r['pairs']} pairs)",
+                          r["rerun_fraction"], unit="fraction",
+                          detail=f"{r['rerun_s']} s and {r['rerun_llm_calls']} LLM calls vs {r['first_s']} s and "
+                                 f"{r['first_llm_calls']} calls")
+    rss = results.get("streaming_rss")
+    if rss:
+        base, stream, lst = rss["baseline"], rss["stream"], rss["list"]
+        jsonrows.emit("generate", f"peak RSS streaming all {stream['items']:,} ordered pairs / reading the captions "
+                      "only", stream["peak_rss_mb"] / base["peak_rss_mb"],
+                      detail=f"{stream['peak_rss_mb']:.0f} MB vs {base['peak_rss_mb']:.0f} MB (a materialised list: "
+                             f"{lst['peak_rss_mb']:.0f} MB); streamed in {stream['seconds']} s")
 
 
 def report(results: dict, args) -> None:

@@ -1,19 +1,21 @@
 """Linear probe on CPU: scikit-learn's lbfgs against a small full-batch torch loop, same data, one run.
 
-    .venv/bin/python benchmarks/bench_probe.py [--json]
+    .venv/bin/python benchmarks/bench_probe.py
 
-Why it exists: `pcclip eval --linear-probe` had to choose between the two; this prints the evidence.
+Why it exists: `pcclip eval --linear-probe` had to choose between the two; this prints the evidence (its ratio
+as a JSON row on stdout, see jsonrows.py; the measurements on stderr).
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(__import__('pathlib').Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import jsonrows  # noqa: E402  (benchmarks/ is the script's own directory)
 
 
 def make_data(n_train=1600, n_test=400, dim=128, classes=30, seed=0):
@@ -58,9 +60,10 @@ def main() -> list[dict]:
 
 
 if __name__ == "__main__":
+    jsonrows.people_to_stderr()
     results = main()
-    if "--json" in sys.argv:
-        print(json.dumps(results, indent=2))
-    else:
-        for r in results:
-            print(r)
+    for r in results:
+        print(r)
+    sk, th = results[0], results[1]
+    jsonrows.emit("probe", "scikit-learn lbfgs / torch LBFGS loop, linear probe", sk["seconds"] / th["seconds"],
+                  detail=f"{sk['seconds']:.2f} s vs {th['seconds']:.2f} s; top-1 {sk['top1']:.3f} vs {th['top1']:.3f}")

@@ -13,7 +13,8 @@ Measured side by side in one run:
              O(N log N) pairwise scores.
   all-pairs  every ordered pair's score (g_i - g_j) . f(T), each image ranked by its wins: N^2 pairwise scores.
              By default timed on --all-pairs-n images and scaled by (N / n)^2 (the work is exactly quadratic).
-All three orders are checked to agree (up to ties within float32 rounding).
+All three orders are checked to agree (up to ties within float32 rounding). The ratios go to stdout as JSON rows
+(jsonrows.py), the table to stderr.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import jsonrows  # noqa: E402  (benchmarks/ is the script's own directory)
 
 
 def all_pairs_wins(g, t):
@@ -45,8 +47,9 @@ def main() -> None:
     parser.add_argument("--attribute", default="larger")
     parser.add_argument("--all-pairs-n", type=int, default=1000, help="images for the timed all-pairs run")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true", help="also print every measurement (on stderr)")
     args = parser.parse_args()
+    jsonrows.people_to_stderr()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     import numpy as np
@@ -110,9 +113,6 @@ def main() -> None:
         "speedup_vs_cmp_sort": cmp_s / sort_s, "speedup_vs_all_pairs": pairs_s / sort_s,
         "orders_agree": agree,
     }
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return
     print(f"ordering {args.n} images ({dim}-d) by {query.text!r} with {args.model}'s text tower")
     print(f"  model load {load_s:.2f} s, text embedding {1000 * text_s:.1f} ms (once, shared by every method)")
     print(f"  sort      (N scores + argsort)        {1000 * sort_s:10.2f} ms")
@@ -121,7 +121,14 @@ def main() -> None:
     print(f"  all-pairs (pairwise rule, N^2)         {1000 * pairs_s:10.2f} ms   {pairs_s / sort_s:8.0f}x slower "
           f"({how})")
     print(f"  orders agree: {agree}")
-
+    if args.json:
+        print(json.dumps(result, indent=2))
+    where = f"N={args.n:,} images, {dim}-d, {args.model} text tower"
+    extra = f" (all-pairs timed on {n_pairs:,}, scaled by (N/n)^2)" if n_pairs < args.n else ""
+    agreed = "orders agree" if all(agree.values()) else f"ORDERS DIFFER {agree}"
+    jsonrows.emit("rank", "pairwise rule over all N^2 pairs / one score per image + sort", pairs_s / sort_s,
+                  detail=where + extra + "; " + agreed)
+    jsonrows.emit("rank", "comparison sort with the pairwise rule (N log N) / one sort", cmp_s / sort_s, detail=where)
 
 if __name__ == "__main__":
     main()

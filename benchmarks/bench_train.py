@@ -20,7 +20,8 @@ context trimming) and reference/pcclip, pairs/s, and on CUDA the peak GPU memory
     .venv/bin/python benchmarks/bench_train.py --objective caption    # caption texts (short) instead of pairs
 
 `--objective pc` trains on oracle comparatives of a shapes world; `caption` on the world's captions (text scope,
-learnable logit scale), which are much shorter, so trimming has more to cut.
+learnable logit scale), which are much shorter, so trimming has more to cut. The table goes to stderr, the ratios
+to stdout as JSON rows (jsonrows.py).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import jsonrows  # noqa: E402  (benchmarks/ is the script's own directory)
 
 
 def timed_round_robin(fns: dict, warmup: int, steps: int, sync=lambda: None, memory=None) -> tuple[dict, dict]:
@@ -72,6 +74,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=200, help="images in the shapes world drawn for the texts")
     parser.add_argument("--no-reference", action="store_true", help="skip the reference-style step")
     args = parser.parse_args()
+    jsonrows.people_to_stderr()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ["PCCLIP_DEVICE"] = args.device
     tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
@@ -194,7 +197,6 @@ def main() -> None:
           f"({'trimmed' if context else 'not trimmable for this model'})")
     for name, sec in results.items():
         mem = f"   peak {peaks[name] / 2**30:6.2f} GiB" if name in peaks else ""
-        # "NAME  T ms" (then GPU memory, on CUDA): benchmarks/run.py reads the times that way.
         print(f"  {name:38s} {sec * 1000:9.1f} ms{mem}")
     b, ours = results["bare text tower (fwd+bwd)"], results["pcclip text-scope step"]
     print(f"overhead  pcclip / bare text tower   = {ours / b:.2f}x "
@@ -211,6 +213,17 @@ def main() -> None:
           f"{args.batch / b:,.0f})")
     if "pcclip step, fp32" in results:
         print(f"precision fp32 / {precision.value} (pcclip step)     = {results['pcclip step, fp32'] / ours:.2f}x")
+    head = f"{args.model}, batch {args.batch}, {where}, median of {args.steps} steps"
+    full = results["  same, full context (--no-trim-text)"]
+    jsonrows.emit("train", "pcclip text-scope step / bare text-tower forward+backward (overhead)", ours / b,
+                  detail=f"{head}; {ours * 1000:.1f} ms vs {b * 1000:.1f} ms; "
+                         f"{results['  same, --reference-params'] / b:.2f}x with --reference-params")
+    jsonrows.emit("train", "full context / trimmed text context, pcclip step", full / ours,
+                  detail=f"{head}; {full * 1000:.1f} ms vs {ours * 1000:.1f} ms")
+    if "reference-style step" in results:
+        ref = results["reference-style step"]
+        jsonrows.emit("train", "reference-style step (images decoded and encoded every step) / pcclip step",
+                      ref / ours, detail=f"{head}; {ref * 1000:.1f} ms vs {ours * 1000:.1f} ms")
 
 
 if __name__ == "__main__":

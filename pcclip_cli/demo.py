@@ -143,7 +143,7 @@ def run_demo(cfg: DemoConfig, *, progress=None, warn=None) -> dict:
                                  pairs=cfg.resolved_pairs, seed=cfg.seed,
                                  prompt=None if cfg.llm == "template" else "shapes"))
     gen = job.run(progress=steps.sub)
-    steps.finish(**{k: gen[k] for k in ("written", "skipped_done", "llm_calls") if k in gen})
+    steps.finish(generated=gen.generated, skipped=gen.skipped, llm_calls=gen.llm_calls)
 
     steps.start("filtering")
     clean = out / "comparatives.clean.jsonl"
@@ -175,8 +175,10 @@ def run_demo(cfg: DemoConfig, *, progress=None, warn=None) -> dict:
     for name, clip in (("base", base), ("pc", pc)):
         steps.start(f"evaluating {'PC-CLIP' if name == 'pc' else 'the base model'}")
         opts = SuiteOptions(world=str(world), seeds=cfg.seeds, pairs=cfg.eval_pairs, seed=cfg.seed, llm="template")
-        evals[name], reused = _cached_eval(out / f"eval-{name}.json", clip, settings,
-                                           lambda c=clip, o=opts: run_suite(c, o, progress=steps.sub, warn=warn))
+        def evaluate(c=clip, o=opts):
+            return run_suite(c, o, progress=steps.sub, warn=warn).to_dict()
+
+        evals[name], reused = _cached_eval(out / f"eval-{name}.json", clip, settings, evaluate)
         steps.finish(reused=reused)
 
     steps.start("attribute retrieval")
@@ -188,8 +190,10 @@ def run_demo(cfg: DemoConfig, *, progress=None, warn=None) -> dict:
         "config": asdict(cfg),
         "base": base.spec,
         "pc_clip": pc_spec,
-        "comparatives": {"file": str(clean), "generated": gen.get("total", gen.get("written")),
-                         "kept": filtered.get("kept"), "llm": cfg.llm},
+        # `total` is every comparative the file holds for this plan; `generated` and `skipped` split it into
+        # those this run wrote and those an earlier run had written.
+        "comparatives": {"file": str(clean), "total": gen.total, "generated": gen.generated,
+                         "skipped": gen.skipped, "kept": filtered.get("kept"), "llm": cfg.llm},
         "table": comparison_table(evals["base"]["summary"], evals["pc"]["summary"], retrieval),
         "retrieval": retrieval,
         "steps": steps.log,

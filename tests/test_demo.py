@@ -41,6 +41,16 @@ def test_demo_writes_every_artifact_and_compares_base_with_pc_clip(demo_run):
     assert len(comps) == 400 and not any(c["first"] in test_ids or c["second"] in test_ids for c in comps)
 
 
+def test_demo_json_carries_the_generation_counts(demo_run):
+    out, result = demo_run
+    saved = json.loads((out / "demo.json").read_text())
+    comp = saved["comparatives"]
+    assert comp["total"] == 400 and comp["generated"] == 400 and comp["skipped"] == 0
+    step = next(s for s in saved["steps"] if s["step"].startswith("generating comparatives"))
+    assert step["generated"] == 400 and step["skipped"] == 0 and step["llm_calls"] == 400
+    assert saved["comparatives"] == result["comparatives"]
+
+
 def test_demo_rerun_reuses_everything_through_the_cli(demo_run, cli):
     out, first = demo_run
     result = cli("demo", "--out", out, *MINI, "--json")
@@ -48,6 +58,8 @@ def test_demo_rerun_reuses_everything_through_the_cli(demo_run, cli):
     again = result.json()
     steps = {s["step"]: s for s in again["steps"]}
     assert steps["generating comparatives (template)"]["llm_calls"] == 0
+    assert steps["generating comparatives (template)"]["skipped"] == 400
+    assert again["comparatives"]["generated"] == 0 and again["comparatives"]["skipped"] == 400
     assert steps["training PC-CLIP (text scope)"]["reused"] is True
     assert steps["evaluating PC-CLIP"]["reused"] is True and steps["evaluating the base model"]["reused"] is True
     assert again["table"] == first["table"]

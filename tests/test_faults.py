@@ -130,7 +130,7 @@ def test_template_generate_survives_20_kills(world, tmp_path):
                                             "image": str(world / json.loads(lines[k % 60])["image"])}) + "\n"
                                 for k in range(150)))
     ref = tmp_path / "reference.jsonl"
-    total = generate(GenerateConfig(llm="template", captions=captions, out=ref))["total"]
+    total = generate(GenerateConfig(llm="template", captions=captions, out=ref)).total
     # How long one whole run takes here, so the kills timed from the start land inside a run on any machine.
     started = time.monotonic()
     finish(pcclip_cmd("generate", "--llm", "template", "--captions", captions, "--out", tmp_path / "timed.jsonl",

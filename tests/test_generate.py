@@ -97,8 +97,8 @@ def test_a_torn_last_line_is_cut_and_regenerated(world, tmp_path):
     kept, torn = whole.splitlines(keepends=True)[:4], whole.splitlines(keepends=True)[4]
     out.write_bytes(b"".join(kept) + torn[: len(torn) // 2])  # killed in the middle of writing record 5
     summary = generate(GenerateConfig(**cfg))
-    assert summary["repaired_bytes"] == len(torn) // 2
-    assert summary["generated"] == 2 and summary["skipped"] == 4
+    assert summary.repaired_bytes == len(torn) // 2
+    assert summary.generated == 2 and summary.skipped == 4
     assert sorted(lines(out), key=lambda r: r["key"]) == sorted(lines(tmp_path / "c.jsonl"), key=lambda r: r["key"])
     assert out.read_bytes().count(b"\n") == 6 and set(out.read_bytes().splitlines()) == set(whole.splitlines())
 
@@ -155,7 +155,7 @@ def test_classes_from_names_and_from_confused_pairs(cli, tmp_path):
 def test_classes_from_a_classification_manifest(world, tmp_path):
     summary = generate(GenerateConfig(llm="template", out=tmp_path / "c.jsonl", kind="classes",
                                       classes=world / "classes" / "shape.jsonl", prompt="shapes-classes"))
-    assert summary["total"] == 5 * 4  # the 5 shapes of the world, all ordered pairs
+    assert summary.total == 5 * 4  # the 5 shapes of the world, all ordered pairs
     recs = lines(tmp_path / "c.jsonl")
     assert {r["first"] for r in recs} == {"circle", "square", "triangle", "star", "diamond"}
 

@@ -48,7 +48,7 @@ def test_backend_flags_that_do_not_apply_are_one_error_line(run_pcclip, world, t
     res = run_pcclip(*base, "--llm", "smollm2-135m", "--dtype", "bfloat16")
     assert_clean_error(res, "--dtype applies to the transformers backend only")
     res = run_pcclip(*base, "--llm", "template", "--chat")
-    assert_clean_error(res, "--chat applies to the transformers and llamacpp backends")
+    assert_clean_error(res, "--chat applies to the llamacpp and transformers backends")
     res = run_pcclip(*base, "--llm", "gemma3-270m", "--chat")
     assert_clean_error(res, "carries no chat template")
     assert not (tmp_path / "o.jsonl").exists()

@@ -55,7 +55,7 @@ def test_killed_rebuild_leaves_the_old_index(world, tmp_path):
     assert idx.count == 10
     idx.close()
     # The killed build's temp directory is swept by the next build, which then completes.
-    assert build_index([world / "captions.jsonl"], out, model="pcclip-micro")["count"] == 60
+    assert build_index([world / "captions.jsonl"], out, model="pcclip-micro").count == 60
     assert not list(tmp_path.glob(".idx.*"))
 
 

@@ -102,14 +102,14 @@ def test_manifest_records_recall_and_latency_and_retrieve_reports_them(world, tm
     assert tuning["target_recall"] == 0.9 and tuning["measured_recall"] >= 0.9 and tuning["met"]
     assert tuning["param"] == "ef_search" and tuning["k"] == 10 and tuning["sample_queries"] == 60
     assert tuning["latency_ms_p50"] > 0 and tuning["trials"] and "leave-one-out" in tuning["method"]
-    assert summary["recall"] == tuning["measured_recall"] and summary["params"]["ef_search"] == tuning["value"]
+    assert summary.recall == tuning["measured_recall"] and summary.params["ef_search"] == tuning["value"]
     doc = cli("retrieve", "--index", out, "--text", "a red circle", "--json").json()
     assert doc["recall"]["measured_recall"] == tuning["measured_recall"]
     assert doc["recall"]["latency_ms_p50"] == tuning["latency_ms_p50"] and doc["recall"]["target_recall"] == 0.9
     # --add keeps the target the index was built with and measures again on all the vectors.
     more = build_index([world / "images"], out, add=True)
     again = json.loads((out / MANIFEST_FILE).read_text())["index"]["tuning"]
-    assert more["added"] == 0 and again["target_recall"] == 0.9 and again["sample_queries"] == 60
+    assert more.added == 0 and again["target_recall"] == 0.9 and again["sample_queries"] == 60
 
 
 def test_flat_is_exact_and_auto_picks_flat_for_a_target_of_one(world, tmp_path):
@@ -119,7 +119,7 @@ def test_flat_is_exact_and_auto_picks_flat_for_a_target_of_one(world, tmp_path):
     assert auto_index_type(FLAT_MAX + 1, 0.95) == IndexType.ivf and auto_index_type(FLAT_MAX + 1) == IndexType.ivf
     summary = build_index([world / "captions.jsonl"], tmp_path / "idx", model="pcclip-micro", target_recall=1.0)
     tuning = json.loads((tmp_path / "idx" / MANIFEST_FILE).read_text())["index"]["tuning"]
-    assert summary["index_type"] == "flat" and tuning["measured_recall"] == 1.0 and tuning["param"] is None
+    assert summary.index_type == "flat" and tuning["measured_recall"] == 1.0 and tuning["param"] is None
 
 
 def test_index_command_warns_when_the_latency_bound_is_out_of_reach(cli, world, tmp_path):

@@ -135,8 +135,8 @@ def test_approximate_types_build_and_agree_on_small_index(world, tmp_path, world
     for kind in ("ivf", "hnsw"):
         summary = build_index([world / "captions.jsonl"], tmp_path / kind, model="pcclip-micro", index_type=kind)
         manifest = json.loads((tmp_path / kind / MANIFEST_FILE).read_text())
-        assert summary["index_type"] == kind == manifest["index"]["type"] and manifest["index"]["chosen"] == "user"
-        assert manifest["index"]["params"] == summary["params"] and summary["params"]
+        assert summary.index_type == kind == manifest["index"]["type"] and manifest["index"]["chosen"] == "user"
+        assert manifest["index"]["params"] == summary.params and summary.params
         idx = load_index(tmp_path / kind)
         for row, qq in zip(search(idx, q, k=5), q, strict=True):
             assert [h.path for h in row] == [paths[i] for i in np.argsort(-(vecs @ qq))[:5]]
@@ -148,15 +148,15 @@ def test_add_appends_without_re_embedding(world, tmp_path, monkeypatch, world_ve
     paths, vecs, _ = world_vectors
     out = tmp_path / "idx"
     first = build_index([half_manifest(world, tmp_path)], out, model="pcclip-micro")
-    assert first["count"] == 30 and first["embedded"] == 30
+    assert first.count == 30 and first.embedded == 30
     before = load_index(out)
     old_rows = before.items(list(range(30)))
     old_vecs = before.index.reconstruct_n(0, 30)
     before.close()
     added = build_index([world / "captions.jsonl"], out, add=True)  # model comes from the manifest
-    assert (added["added"], added["skipped_present"], added["embedded"], added["count"]) == (30, 30, 30, 60)
+    assert (added.added, added.skipped_present, added.embedded, added.count) == (30, 30, 30, 60)
     again = build_index([world / "captions.jsonl"], out, add=True)
-    assert (again["added"], again["skipped_present"], again["count"]) == (0, 60, 60)
+    assert (again.added, again.skipped_present, again.count) == (0, 60, 60)
     idx = load_index(out)
     assert idx.items(list(range(30))) == old_rows
     assert np.array_equal(idx.index.reconstruct_n(0, 30), old_vecs)
@@ -167,7 +167,7 @@ def test_add_appends_without_re_embedding(world, tmp_path, monkeypatch, world_ve
 def test_rebuild_replaces_and_refuses_foreign_directory(world, tmp_path):
     out = tmp_path / "idx"
     build_index([half_manifest(world, tmp_path)], out, model="pcclip-micro")
-    assert build_index([world / "captions.jsonl"], out, model="pcclip-micro")["count"] == 60
+    assert build_index([world / "captions.jsonl"], out, model="pcclip-micro").count == 60
     assert load_index(out).count == 60
     foreign = tmp_path / "notes"
     foreign.mkdir()

@@ -85,5 +85,5 @@ def render(result: dict) -> None:
                       f"[{'green' if good else 'red'}]{shown}[/]" if abs(delta) > 1e-9 else "0")
     err.print(table)
     comp = result["comparatives"]
-    err.print(f"comparatives: {comp['generated']} from {comp['llm']}, {comp['kept']} kept by the filter; "
+    err.print(f"comparatives: {comp['total']} from {comp['llm']}, {comp['kept']} kept by the filter; "
               f"artifacts in {result['out']} (demo.json has every number); {result['seconds']:.0f} s in all")

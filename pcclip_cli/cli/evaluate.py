@@ -69,7 +69,7 @@ def command(
                         linear_probe=linear_probe, probe_val_fraction=probe_val_fraction)
     tags = parse_tags(tag or [])
     with progress_bar("evaluating", enabled=not json_out) as bar:
-        result = run_suite(model, opts, progress=bar, warn=warn)
+        result = run_suite(model, opts, progress=bar, warn=warn).to_dict()
     if tags:
         result["tags"] = tags
     if out:

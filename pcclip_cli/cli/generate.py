@@ -45,37 +45,23 @@ def command(
     chat: Annotated[bool, typer.Option(
         "--chat", help="Wrap each prompt in the model's chat template (transformers, llamacpp); the paper "
                        "completes the raw prompt.")] = False,
+    llm_option: Annotated[list[str] | None, typer.Option(
+        "--llm-option", help="KEY=VALUE: any field of the backend's options (repeatable), e.g. n_ctx=4096 "
+                             "(llamacpp) or api=chat (openai); see docs/generation.md.")] = None,
     json_out: JsonOption = False,
 ):
     """Generate comparatives with an LLM; a killed run started again resumes without duplicates."""
     from pcclip_cli.core.errors import PcclipError
     from pcclip_cli.generation.run import GenerateConfig, prepare
-    from pcclip_cli.llm.registry import resolve
+    from pcclip_cli.llm.registry import backend_options
 
     if all_pairs and pairs is not None:
         raise PcclipError("--all-pairs and --pairs N exclude each other")
-    _, backend, _ = resolve(llm)
-    opts = {"base_url": base_url, "concurrency": concurrency, "retries": retries, "timeout": timeout}
-    given = {k: v for k, v in opts.items() if v is not None}
-    if given and backend != "openai":
-        flags = ", ".join("--" + k.replace("_", "-") for k in given)
-        raise PcclipError(f"{flags} apply to the openai backend only; {llm} uses {backend}")
-    if threads is not None:
-        if backend != "llamacpp":
-            raise PcclipError(f"--threads applies to the llamacpp backend only; {llm} uses {backend}")
-        given["n_threads"] = threads
-    if grammar is not None:
-        if backend != "llamacpp":
-            raise PcclipError(f"--grammar applies to the llamacpp backend only; {llm} uses {backend}")
-        given["grammar"] = str(grammar)
-    if dtype is not None:
-        if backend != "transformers":
-            raise PcclipError(f"--dtype applies to the transformers backend only; {llm} uses {backend}")
-        given["dtype"] = dtype.value
-    if chat:
-        if backend not in ("transformers", "llamacpp"):
-            raise PcclipError(f"--chat applies to the transformers and llamacpp backends; {llm} uses {backend}")
-        given["chat"] = True
+    # Which backend takes which flag is the backends' own declaration (llm/registry.py).
+    flags = {"--base-url": base_url, "--concurrency": concurrency, "--retries": retries, "--timeout": timeout,
+             "--threads": threads, "--grammar": str(grammar) if grammar is not None else None,
+             "--dtype": dtype.value if dtype is not None else None, "--chat": True if chat else None}
+    given = backend_options(llm, flags, llm_option)
     if kind is Kind.descriptions and n > 1 and temperature == 0:
         warn("--n > 1 at --temperature 0 repeats the same greedy description; set --temperature 0.7 or so")
     cfg = GenerateConfig(llm=llm, out=out, kind=kind.value, captions=captions, classes=classes, pairs=pairs,
@@ -83,7 +69,8 @@ def command(
                          batch_size=batch_size, shard=shard, n=n, backend_options=given)
     job = prepare(cfg)  # bad input fails here, before the progress bar is drawn
     with progress_bar(f"generating {kind.value}", enabled=not json_out) as progress:
-        summary = job.run(progress)
+        result = job.run(progress)
+    summary = result.to_dict()
     if json_out:
         emit_json(summary)
         return

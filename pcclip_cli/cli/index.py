@@ -39,7 +39,7 @@ def command(
     with progress_bar("embedding images", enabled=not json_out) as progress:
         summary = build_index(images, out, model=model, index_type=index_type, add=add, batch_size=batch_size,
                               on_error=on_bad_image, progress=progress, warn=warn, target_recall=target_recall,
-                              max_latency_ms=max_latency_ms)
+                              max_latency_ms=max_latency_ms).to_dict()
     if json_out:
         emit_json(summary)
         return

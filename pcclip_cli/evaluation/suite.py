@@ -10,6 +10,7 @@ CLIPScore over image-caption pairs.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import tempfile
 from dataclasses import dataclass
@@ -70,8 +71,37 @@ class SuiteOptions:
             raise PcclipError("--data-root is for --suite paper; the shapes suite uses --world")
 
 
-def run_suite(model, options: SuiteOptions, *, progress=None, warn=None) -> dict:
-    """Run the whole suite for one model and return one dict with every number (see docs/evaluation.md)."""
+@dataclass
+class SuiteResult:
+    """Every number of one `pcclip eval` run; `to_dict()` is the JSON it prints and writes (docs/evaluation.md).
+
+    The parts are the JSON documents of the evaluations they come from; `summary` flattens the headline numbers.
+    """
+
+    suite: str
+    model: str
+    fingerprint: str
+    settings: dict
+    task_files: dict  # task name -> {"file", "sha256"}
+    rank: list[dict]
+    classify: dict  # class set -> zero-shot, comparative prompting, descriptions, linear probe
+    distance: dict
+    geometry: dict  # alignment, uniformity and CLIPScore over image-caption pairs, or why they were skipped
+    summary: dict = dataclasses.field(default_factory=dict)
+    world: dict | None = None  # shapes: the world evaluated on
+    ordering: list[dict] | None = None  # shapes: concordance of the ordering by each attribute word
+    skipped: list[dict] | None = None  # paper: the tasks and datasets that are absent
+    paper: dict | None = None  # paper: the paper's figures beside this run's
+
+    _ORDER = ("suite", "model", "fingerprint", "settings", "world", "task_files", "rank", "ordering", "classify",
+              "distance", "geometry", "skipped", "summary", "paper")
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self._ORDER if getattr(self, k) is not None}
+
+
+def run_suite(model, options: SuiteOptions, *, progress=None, warn=None) -> SuiteResult:
+    """Run the whole suite for one model and return every number (see docs/evaluation.md)."""
     if options.suite == Suite.shapes:
         return _shapes_suite(model, options, progress, warn)
     return _paper_suite(model, options, progress, warn)
@@ -105,7 +135,7 @@ def _task_hashes(paths: list[Path]) -> dict:
     return {p.stem: {"file": str(p), "sha256": sha256_file(p)} for p in paths}
 
 
-def _shapes_suite(model, options: SuiteOptions, progress, warn) -> dict:
+def _shapes_suite(model, options: SuiteOptions, progress, warn) -> SuiteResult:
     from pcclip_cli.data.tasks import load_dataset
     from pcclip_cli.models import clip_for
 
@@ -146,7 +176,7 @@ def _shapes_suite(model, options: SuiteOptions, progress, warn) -> dict:
         "geometry": geometry,
     }
     out["summary"] = summarise(out)
-    return out
+    return SuiteResult(**out)
 
 
 def caption_geometry(clip, captions_path: Path, split: str | None, *, progress=None, warn=None) -> dict:
@@ -224,7 +254,7 @@ def _descriptions(llm: str, classes: list[str], n: int) -> list[dict]:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _paper_suite(model, options: SuiteOptions, progress, warn) -> dict:
+def _paper_suite(model, options: SuiteOptions, progress, warn) -> SuiteResult:
     from pcclip_cli.data.tasks import load_dataset, load_task
     from pcclip_cli.models import clip_for
 
@@ -292,7 +322,7 @@ def _paper_suite(model, options: SuiteOptions, progress, warn) -> dict:
     from .paper_figures import compare_with_paper
 
     out["paper"] = compare_with_paper(out)  # the paper's Tables 1, 2, 3 and 6 beside this run's numbers
-    return out
+    return SuiteResult(**out)
 
 
 def summarise(result: dict) -> dict:

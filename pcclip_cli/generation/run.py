@@ -32,6 +32,7 @@ from .plan import (
     pair_key,
     pairs_plan,
 )
+from .result import GenerationResult
 
 SETTINGS_FIELDS = ("kind", "llm", "backend", "prompt_sha256", "params")
 
@@ -133,7 +134,7 @@ def _params(cfg_max_tokens: int, temperature: float, stop, seed: int) -> tuple[P
 # ---- the run --------------------------------------------------------------------------------------------------
 
 def run_plan(plan: Plan, llm, prompt, params: Params, recorded: dict, out: Path | None, *, kind: str,
-             batch_size: int = 8, progress=None, collect: bool = False) -> dict:
+             batch_size: int = 8, progress=None, collect: bool = False) -> GenerationResult:
     """Generate every item of `plan` not already in `out`; returns counts (and the records when `collect`)."""
     settings = _run_settings(kind, llm.name, llm.backend, prompt, recorded)
     repaired = 0
@@ -193,17 +194,13 @@ def run_plan(plan: Plan, llm, prompt, params: Params, recorded: dict, out: Path 
     report()
     elapsed = time.perf_counter() - t0
     stats = llm.stats.as_dict()
-    summary = {
-        "out": str(out) if out is not None else None, "kind": kind, "llm": llm.name, "backend": llm.backend,
-        "prompt": prompt.name, "prompt_sha256": prompt.sha256, "source": plan.source, "total": plan.total,
-        "skipped": counts["skipped"], "generated": counts["generated"], "llm_calls": stats["calls"],
-        "tokens": stats["tokens"], "retries": stats["retries"], "seconds": round(elapsed, 3),
-        "tokens_per_s": round(stats["tokens"] / stats["seconds"], 2) if stats["seconds"] > 0 else None,
-        "repaired_bytes": repaired, "params": recorded,
-    }
-    if collect:
-        summary["records"] = collected
-    return summary
+    return GenerationResult(
+        out=str(out) if out is not None else None, kind=kind, llm=llm.name, backend=llm.backend,
+        prompt=prompt.name, prompt_sha256=prompt.sha256, source=plan.source, total=plan.total,
+        skipped=counts["skipped"], generated=counts["generated"], llm_calls=stats["calls"], tokens=stats["tokens"],
+        retries=stats["retries"], seconds=round(elapsed, 3),
+        tokens_per_s=round(stats["tokens"] / stats["seconds"], 2) if stats["seconds"] > 0 else None,
+        repaired_bytes=repaired, params=recorded, records=collected if collect else None)
 
 
 @dataclass
@@ -218,36 +215,28 @@ class Job:
     llm: object
     repaired: int = 0
 
-    def run(self, progress=None) -> dict:
+    def run(self, progress=None) -> GenerationResult:
         try:
-            summary = run_plan(self.plan, self.llm, self.prompt, self.params, self.recorded, self.cfg.out,
-                               kind=self.cfg.kind.value, batch_size=self.cfg.batch_size, progress=progress)
+            result = run_plan(self.plan, self.llm, self.prompt, self.params, self.recorded, self.cfg.out,
+                              kind=self.cfg.kind.value, batch_size=self.cfg.batch_size, progress=progress)
         finally:
             self.llm.close()
-        summary["shard"] = str(self.cfg.shard)
-        summary["repaired_bytes"] += self.repaired
-        return summary
+        result.shard = str(self.cfg.shard)
+        result.repaired_bytes += self.repaired
+        return result
 
 
 def prepare(cfg: GenerateConfig) -> Job:
     """Everything that can fail on bad input, before the first LLM call: prompt, items, output file, model."""
-    from pcclip_cli.llm.registry import get_llm, resolve
+    from pcclip_cli.llm.registry import get_llm, resolve, text_identity
 
     from .prompts import DEFAULT_PROMPT, load_prompt
 
     prompt = load_prompt(cfg.prompt or DEFAULT_PROMPT[cfg.kind.value], cfg.kind.value)
     params, recorded = _params(cfg.max_tokens, cfg.temperature, prompt.stop, cfg.seed)
-    grammar = cfg.backend_options.get("grammar")
-    if grammar:
-        # A grammar decides the texts, so runs appending to one file must share it.
-        path = Path(grammar).expanduser()
-        if not path.is_file():
-            raise DataError(f"grammar file not found: {path}")
-        recorded["grammar_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
-    for option in ("chat", "dtype"):
-        # Both change the texts, so runs appending to one file must agree on them too.
-        if cfg.backend_options.get(option):
-            recorded[option] = cfg.backend_options[option]
+    # The backend's text-deciding options (a grammar, chat wrapping, the weights' dtype, ...) join the identity
+    # every record carries, so runs appending to one file must agree on them too.
+    recorded.update(text_identity(cfg.llm, cfg.backend_options))
     if cfg.kind is Kind.pairs:
         plan = pairs_plan(cfg, prompt)
     elif cfg.kind is Kind.classes:
@@ -264,7 +253,7 @@ def prepare(cfg: GenerateConfig) -> Job:
     return Job(cfg, plan, prompt, params, recorded, llm, repaired)
 
 
-def generate(cfg: GenerateConfig, progress=None) -> dict:
+def generate(cfg: GenerateConfig, progress=None) -> GenerationResult:
     """`pcclip generate`: build the plan, load the LLM, and append the missing records to cfg.out."""
     return prepare(cfg).run(progress)
 
@@ -280,12 +269,13 @@ def _records_for(out: Path, keys: list[str]) -> list[dict]:
 
 def _library_run(llm_name: str, requests: list[Request], kind: str, prompt_spec: str, max_tokens: int,
                  temperature: float, seed: int, out: Path | None, backend_opts: dict, progress=None) -> list[dict]:
-    from pcclip_cli.llm.registry import get_llm
+    from pcclip_cli.llm.registry import get_llm, text_identity
 
     from .prompts import load_prompt
 
     prompt = load_prompt(prompt_spec, kind)
     params, recorded = _params(max_tokens, temperature, prompt.stop, seed)
+    recorded.update(text_identity(llm_name, backend_opts))
     rendered = [_render_request(r, prompt) for r in requests]
     plan = Plan(len(rendered), lambda: iter(rendered), f"{len(rendered)} items")
     llm = get_llm(llm_name, **backend_opts)
@@ -295,7 +285,7 @@ def _library_run(llm_name: str, requests: list[Request], kind: str, prompt_spec:
     finally:
         llm.close()
     if out is None:
-        by_key = {r["key"]: r for r in summary["records"]}
+        by_key = {r["key"]: r for r in summary.records}
         return [by_key[r.key] for r in rendered]
     return _records_for(Path(out), [r.key for r in rendered])
 

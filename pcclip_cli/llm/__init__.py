@@ -1,6 +1,6 @@
-"""Language models for `generate`: a name registry and backends (template, llamacpp, transformers, openai)."""
+"""Language models for `generate`: a name and backend registry, and backends (template, llamacpp, transformers, openai)."""
 
 from .base import LLM, Completion, Params, Request, Stats
-from .registry import get_llm, list_llms
+from .registry import backend_class, get_llm, list_llms, register
 
-__all__ = ["LLM", "Completion", "Params", "Request", "Stats", "get_llm", "list_llms"]
+__all__ = ["LLM", "Completion", "Params", "Request", "Stats", "backend_class", "get_llm", "list_llms", "register"]

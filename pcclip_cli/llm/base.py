@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
-from pcclip_cli.core.errors import PcclipError
+from pcclip_cli.core.errors import DataError, PcclipError
 
 
 @dataclass(frozen=True)
@@ -97,11 +98,49 @@ class LLM:
     # Whether `complete` gains from several prompts at once; others get one prompt per call, so each record is
     # written the moment it is done.
     batched: bool = False
+    # What the registry (registry.py) and `pcclip generate` learn from the class, without loading a model:
+    # the options dataclass its constructor takes (None: it takes no options), which of generate's shared flags
+    # it accepts (flag -> option field), and which option fields decide the generated text. Those last ones join
+    # every record's params, so a run appending to a file made with other values refuses instead of mixing texts.
+    options_class: ClassVar[type | None] = None
+    cli_flags: ClassVar[dict[str, str]] = {}
+    text_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, name: str, target: str):
         self.name = name
         self.target = target
         self.stats = Stats()
+
+    @classmethod
+    def check_options(cls, opts: dict):
+        """The options dataclass built from `opts` (None without options), or the error a bad option is."""
+        from pcclip_cli.core.config import from_dict
+
+        if cls.options_class is None:
+            if opts:
+                raise DataError(f"the {cls.backend} backend takes no options (got {', '.join(sorted(opts))})")
+            return None
+        return from_dict(cls.options_class, opts, source=f"{cls.backend} backend options")
+
+    @classmethod
+    def text_identity(cls, opts: dict) -> dict:
+        """The text-deciding options of `opts` that differ from their defaults, as recorded in each record's
+        params (an option left at its default is not recorded, so files made before it existed still resume)."""
+        options = cls.check_options(opts)
+        if options is None:
+            return {}
+        defaults = cls.options_class()
+        recorded: dict = {}
+        for name in cls.text_options:
+            value = getattr(options, name)
+            if value != getattr(defaults, name):
+                recorded.update(cls.record_text_option(name, value))
+        return recorded
+
+    @classmethod
+    def record_text_option(cls, name: str, value) -> dict:
+        """How one text-deciding option is recorded; a backend overrides this for a value that names a file."""
+        return {name: value}
 
     def complete(self, requests: list[Request], params: Params) -> list[Completion]:
         raise NotImplementedError

