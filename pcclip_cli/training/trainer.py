@@ -1,10 +1,7 @@
 """The training loop: one `Trainer` owns a run of a loaded model (steps, schedule, DDP, checkpoints, exact resume).
 
-    from pcclip_cli.clip.loaded import from_architecture
-    from pcclip_cli.training import TrainConfig, Trainer
-    cfg = TrainConfig(comparatives="pairs.jsonl", captions="captions.jsonl", out="runs/pc", lr=1e-5, epochs=5)
-    result = Trainer(cfg, from_architecture("pcclip-micro", "cpu")).fit()
-It receives a loaded model: loading one by name (the registry) is finetune.train's job, a layer above.
+`Trainer(TrainConfig(...), from_architecture("pcclip-micro", "cpu")).fit()`: it receives a loaded model; loading one
+by name (the registry) is finetune.train's job, a layer above.
 
 A run directory holds `train_config.json` and `config.toml` (the resolved config), `metrics.jsonl`,
 `checkpoints/epoch-NNNN/` (model, optimizer and RNG state, written atomically every `save_every` epochs) and,
