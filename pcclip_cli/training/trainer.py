@@ -398,4 +398,3 @@ class Trainer:
         averaged = copy.deepcopy(self.model).cpu()
         averaged.load_state_dict(average_state_dicts(self.base_state, averaged.state_dict(), alpha))
         return averaged
-
