@@ -215,7 +215,8 @@ _PATTERN_WORDS = {"plain": ["", " with smooth skin", " with plain skin"],
                   "spots": [" with {pc} spots", " speckled with {pc} dots", " covered in {pc} flecks"],
                   "stripes": [" with {pc} stripes", " striped in {pc}", " with {pc} bands along it"]}
 _PART_WORDS = {"stem": ["a stem", "a short stalk"], "leaf": ["a leaf", "a small leaf"],
-               "leafy top": ["a leafy green top", "green fronds on top"], "cap": ["a green cap", "a leafy cap"]}
+               "leafy top": ["a leafy top", "green fronds on top"], "cap": ["a leafy cap", "a green cap"]}
+# The oracle names parts without their colour: "a green cap" on a red tomato would read as a colour statement.
 _LOOKS = [
     "a {size} {colour} {shape} {noun}{pattern}{parts}",
     "a photo of a {colour} {noun} that is {size} and {shape}{pattern}{parts}",
@@ -366,7 +367,7 @@ def class_description(name: str, n: int) -> str:
     cls = BY_NAME[name]
     rng = random.Random(f"describe-{name}-{n}")
     parts = (" with " + " and ".join(_PART_WORDS[p][0] for p in cls.parts)) if cls.parts else ""
-    pattern = _PATTERN_WORDS[cls.pattern][1 if cls.pattern != "plain" else 0].format(pc=cls.pattern_colour)
+    pattern = {"plain": "", "spots": " with spotted skin", "stripes": " with striped skin"}[cls.pattern]
     text = _DESCRIBE[n % len(_DESCRIBE)].format(A=_article(name).capitalize(), a=_article(name),
                                                  size=rng.choice(_SIZE_WORDS[cls.size][:1] + ["small" if cls.size ==
                                                                                               "small" else cls.size]),
