@@ -135,3 +135,45 @@ def test_models_lists_produce_clip(cli):
     assert result.code == 0, result.stderr
     names = [m["name"] for m in result.json()["shapes"]]
     assert "produce-clip" in names
+
+
+def _class_texts(path, rows):
+    path.write_text("".join(json.dumps({"kind": k, "first": a, "second": b, "text": t}) + "\n" for k, a, b, t in rows))
+    return path
+
+
+def test_class_texts_audit_against_the_world(cli, pworld, tmp_path):
+    texts = _class_texts(tmp_path / "cls.jsonl", [
+        ("classes", "cherry", "apple", produce.class_comparative("cherry", "apple", random.Random(0))),
+        ("classes", "lime", "lemon", "A lime is yellow while a lemon is green."),
+        ("descriptions", "banana", None, produce.class_description("banana", 0)),
+        ("descriptions", "blueberry", None, "A blueberry is a large red fruit."),
+    ])
+    result = cli("audit", texts, "--classes", "--captions", pworld / "captions.jsonl", "--vocabulary",
+                 pworld / "vocabulary.toml", "--json")
+    assert result.code == 0, result.stderr
+    report = result.json()
+    assert report["records"] == 4 and report["swapped"] == 2 and report["wrong"] == 2
+    assert 0 < report["precision"] < 1
+
+
+def test_class_texts_stating_nothing_are_counted_and_dropped(cli, pworld, tmp_path):
+    texts = _class_texts(tmp_path / "d.jsonl", [
+        ("descriptions", "kiwi", None, produce.class_description("kiwi", 1)),
+        ("descriptions", "plum", None, "I am not sure what you mean by that question, sorry."),
+    ])
+    out = tmp_path / "kept.jsonl"
+    result = cli("filter", texts, "--rules", pworld / "filter-classes.toml", "--out", out, "--json")
+    assert result.code == 0, result.stderr
+    kept = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [k["first"] for k in kept] == ["kiwi"]
+    assert "states-nothing" in json.dumps(result.json())
+
+
+def test_a_classes_file_naming_an_unknown_class_is_one_error(cli, pworld, tmp_path):
+    texts = _class_texts(tmp_path / "bad.jsonl", [("classes", "cherry", "durian", "A cherry is smaller.")])
+    result = cli("classify", "--dataset", pworld / "classes/produce.jsonl", "--comparative", texts, "--model",
+                 "pcclip-micro")
+    assert_clean_error(result, "durian")
+    audit = cli("audit", texts, "--classes", "--captions", pworld / "captions.jsonl")
+    assert_clean_error(audit, "durian")

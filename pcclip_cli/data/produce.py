@@ -263,6 +263,7 @@ def make_record(index: int, cfg: ProduceConfig) -> tuple[dict, dict, random.Rand
 
 TASK_FILES_DIR = Path(__file__).resolve().parents[1] / "world_tasks" / KIND
 TASK_FILES = {p.name: p for p in sorted(TASK_FILES_DIR.glob("*.toml"))}
+_WORLD_FILES = ("vocabulary.toml", "filter-classes.toml")  # copied beside the world's captions, not into tasks/
 
 
 def _write_world(out: Path, cfg: ProduceConfig, progress=None) -> dict:
@@ -277,16 +278,17 @@ def _write_world(out: Path, cfg: ProduceConfig, progress=None) -> dict:
             progress(i + 1, cfg.images)
     write_records(out, records, CLASS_ATTRIBUTES)
     for name, source in TASK_FILES.items():
-        if name != "vocabulary.toml":
+        if name not in _WORLD_FILES:
             shutil.copyfile(source, out / "tasks" / name)
-    shutil.copyfile(TASK_FILES_DIR / "vocabulary.toml", out / "vocabulary.toml")
+    for name in _WORLD_FILES:
+        shutil.copyfile(TASK_FILES_DIR / name, out / name)
     summary = {
         "world": KIND, "world_version": WORLD_VERSION, "config": asdict(cfg), "images": len(records),
         "splits": dict(Counter(r["split"] for r in records)),
         "classes": [c.name for c in CLASSES],
         "class_manifests": [f"classes/{a}.jsonl" for a in CLASS_ATTRIBUTES],
-        "tasks": [f"tasks/{n}" for n in TASK_FILES if n != "vocabulary.toml"],
-        "vocabulary": "vocabulary.toml",
+        "tasks": [f"tasks/{n}" for n in TASK_FILES if n not in _WORLD_FILES],
+        "vocabulary": "vocabulary.toml", "class_filter_rules": "filter-classes.toml",
     }
     from pcclip_cli.core.io import write_json_atomic
 
