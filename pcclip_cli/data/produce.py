@@ -282,6 +282,13 @@ def _write_world(out: Path, cfg: ProduceConfig, progress=None) -> dict:
             shutil.copyfile(source, out / "tasks" / name)
     for name in _WORLD_FILES:
         shutil.copyfile(TASK_FILES_DIR / name, out / name)
+    # Filter rules for image-pair comparatives: pcclip's defaults, with the grounded checks in this world's words.
+    from pcclip_cli.core.paths import PROMPTS_DIR
+
+    rules = (PROMPTS_DIR / "filter_rules.toml").read_text(encoding="utf-8")
+    for check in ('check = "grounded"', 'check = "swap"'):
+        rules = rules.replace(check, check + '\nvocabulary = "vocabulary.toml"')
+    (out / "filter-pairs.toml").write_text(rules, encoding="utf-8")
     summary = {
         "world": KIND, "world_version": WORLD_VERSION, "config": asdict(cfg), "images": len(records),
         "splits": dict(Counter(r["split"] for r in records)),
@@ -331,6 +338,9 @@ def _clauses(a: dict, b: dict, first: str, second: str, rng: random.Random) -> l
     return out
 
 
+_REFS = [("the first", "the second"), ("the first one", "the second one"), ("the former", "the latter")]
+
+
 def describe_difference(a: dict, b: dict, rng: random.Random) -> str:
     """One sentence on how the item of the image with attributes `a` differs from the one with `b`."""
     pic = rng.choice(_PIC)
@@ -338,6 +348,10 @@ def describe_difference(a: dict, b: dict, rng: random.Random) -> str:
     if not parts:
         return f"Both {pic}s show the same kind of item, with no clear visual difference."
     rng.shuffle(parts)
+    # Later clauses refer back briefly, as people do (and so the filter's repetition rule keeps them).
+    for k in range(1, len(parts)):
+        one, two = rng.choice(_REFS)
+        parts[k] = parts[k].replace(f"the item in the first {pic}", one).replace(f"the one in the second {pic}", two)
     text = "; ".join(parts)
     return text[0].upper() + text[1:] + "."
 
