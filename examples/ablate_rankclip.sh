@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Ablation: RankCLIP as a pretraining objective (seed plan 003), on the shapes world. Every arm trains a base
-# model from a seeded random init on the world's train captions with L_CLIP + lambda1 L_in-modal +
-# lambda2 L_cross-modal (the ranking terms normalised as RankCLIP's published code, with its epoch ramp), and is
-# scored by `pcclip eval`: zero-shot top-1/3/5 (shape, colour, colour_shape), linear probe, alignment and
+# Ablation: RankCLIP as a pretraining objective (seed plan 003), on the shapes world or (WORLD_KIND=produce) the
+# produce world. Every arm trains a base model from a seeded random init on the world's train captions with
+# L_CLIP + lambda1 L_in-modal + lambda2 L_cross-modal (the ranking terms normalised as RankCLIP's published code,
+# with its epoch ramp), and is scored by `pcclip eval`: zero-shot top-1/3/5 on each class set of the world
+# (shapes: shape, colour, colour_shape; produce: produce, colour, size, shape, pattern), linear probe, alignment and
 # uniformity (zero_shot/SET is top-1). `pcclip report` merges the seeds of an arm (mean +- standard error) into a table and a figure.
 #
 #   bash examples/ablate_rankclip.sh             # then see runs/ablate_rankclip/report.md and report.png
+#   WORLD_KIND=produce bash examples/ablate_rankclip.sh   # runs/ablate_rankclip_produce: the same arms on the
+#       produce world (26 classes; zero-shot and probe on produce, colour, size, shape, pattern)
 #   TRAIN_SEEDS="0" WORLD_IMAGES=200 EPOCHS=2 BATCH=32 MODEL=pcclip-micro bash examples/ablate_rankclip.sh  # smoke
 #
 # Arms: CLIP (0, 0); RankCLIP (1/16, 1/16); in-modal only (1/16, 0); cross-modal only (0, 1/16); no base loss
@@ -16,13 +19,19 @@
 # 30 warm-up steps, batch 128) on a smaller world and fewer epochs, so 11 arms x 3 seeds fit about an hour on 2
 # idle cores: WORLD_IMAGES=1000 (800 train captions) and EPOCHS=10 instead of 2000 and 20. On a GPU, raise them.
 #   MODEL (pcclip-tiny)  WORLD_IMAGES (1000)  EPOCHS (10)  BATCH (128)  LR (1e-3)  TRAIN_SEEDS ("0 1 2")
-#   SEEDS (2: rank-benchmark seeds in eval)   RUNS, PCCLIP as in common.sh
+#   SEEDS (2: rank-benchmark seeds in eval)   WORLD_KIND (shapes)   RUNS, PCCLIP as in common.sh
 # Every step is resumable: run the script again after a kill and it continues where it stopped.
 EPOCHS=${EPOCHS:-10}
 BATCH=${BATCH:-128}
 LR=${LR:-1e-3}
 WORLD_IMAGES=${WORLD_IMAGES:-1000}
 SEEDS=${SEEDS:-2}
+WORLD_KIND=${WORLD_KIND:-shapes}
+# Each world has its own runs folder (arms are resumed by name) and its own class sets in the report.
+case $WORLD_KIND in
+  produce) RUNS=${RUNS:-runs/ablate_rankclip_produce}; CLASS_SETS="produce colour size shape pattern" ;;
+  *) CLASS_SETS="shape colour colour_shape" ;;
+esac
 source "$(dirname "$0")/common.sh"
 MODEL=${MODEL:-pcclip-tiny}
 TRAIN_SEEDS=${TRAIN_SEEDS:-"0 1 2"}
@@ -63,7 +72,7 @@ for pair in 1/32,1/16 1/8,1/16 1/16,1/32 1/16,1/8 1/32,1/32 1/8,1/8; do
 done
 
 metrics=()
-for set in shape colour colour_shape; do
+for set in $CLASS_SETS; do
   metrics+=(--metric "zero_shot/$set" --metric "zero_shot/$set/top3" --metric "zero_shot/$set/top5")
   metrics+=(--metric "linear_probe/$set")
 done

@@ -5,6 +5,8 @@
 #   PCCLIP        the pcclip executable             (default: pcclip)
 #   RUNS          where runs and reports go         (default: runs/<script name>)
 #   WORLD_IMAGES  images in the shapes world        (default: 2000, the base model's world)
+#   WORLD_KIND    shapes or produce                 (default: shapes; the comparative arms need shapes, only
+#                                                    ablate_rankclip.sh, which trains from scratch, takes produce)
 #   BASE          base model SPEC                   (default: shapes-clip)
 #   EPOCHS, BATCH, LR                               (defaults: 1, 128, 2e-5: the demo's, for shapes-clip's
 #                                                    pretrained sentence encoder; shapes-clip-scratch used 4, 256, 1e-4)
@@ -21,10 +23,15 @@ EPOCHS=${EPOCHS:-1}
 BATCH=${BATCH:-128}
 LR=${LR:-2e-5}
 SEEDS=${SEEDS:-5}
+WORLD_KIND=${WORLD_KIND:-shapes}
 WORLD=$RUNS/world
 
+case $WORLD_KIND in
+  shapes|produce) ;;
+  *) echo "error: WORLD_KIND must be shapes or produce, got '$WORLD_KIND'" >&2; exit 1 ;;
+esac
 mkdir -p "$RUNS"
-"$PCCLIP" data shapes "$WORLD" --images "$WORLD_IMAGES" --seed 0 --json > /dev/null
+"$PCCLIP" data "$WORLD_KIND" "$WORLD" --images "$WORLD_IMAGES" --seed 0 --json > /dev/null
 
 # comparatives NAME LLM PAIRS [generate flags...]: generate (resuming) and filter comparatives of train-split pairs.
 comparatives() {

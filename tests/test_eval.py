@@ -199,3 +199,61 @@ def test_paper_suite_without_datasets_says_what_it_looked_for(cli, tmp_path):
 def test_bad_suite_options(cli, world, args, fragment):
     r = cli("eval", "--world", world, "--model", "pcclip-micro", *args)
     assert r.code == 1 and fragment in r.stderr
+
+
+@pytest.fixture(scope="module")
+def produce_world(tmp_path_factory):
+    """A 130-image produce world: its own task files and five class sets (produce, colour, size, shape, pattern)."""
+    from pcclip_cli.data.produce import ProduceConfig, build_world
+
+    out = tmp_path_factory.mktemp("produce") / "p130"
+    build_world(out, ProduceConfig(images=130, seed=0))
+    return out
+
+
+def test_world_suite_runs_the_produce_worlds_own_sets_and_tasks(cli, produce_world, micro_clip):
+    from pcclip_cli.clip.embeddings import embed_images
+    from pcclip_cli.data.datasets.base import load_dataset
+
+    r = cli("eval", "--world", produce_world, *ARGS, "--json")
+    assert r.code == 0, r.stderr
+    result, meta = r.json(), json.loads((produce_world / "world.json").read_text())
+    assert result["world"]["kind"] == "produce" and result["world"]["images"] == 130
+    # The task files and class sets are the ones world.json lists, none of the shapes world's.
+    assert sorted(result["task_files"]) == sorted(p.removeprefix("tasks/").removesuffix(".toml")
+                                                  for p in meta["tasks"]) == ["colour", "pattern", "size"]
+    assert [t["task"]["name"] for t in result["rank"]] == ["produce-colour", "produce-pattern", "produce-size"]
+    for name, info in result["task_files"].items():
+        assert info["sha256"] == hashlib.sha256((produce_world / "tasks" / f"{name}.toml").read_bytes()).hexdigest()
+    assert list(result["classify"]) == ["produce", "colour", "size", "shape", "pattern"]
+    summary = result["summary"]
+    for name in result["classify"]:
+        for key in (f"zero_shot/{name}", f"zero_shot/{name}/top3", f"zero_shot/{name}/top5", f"linear_probe/{name}"):
+            assert 0.0 <= summary[key] <= 1.0, key
+    assert summary["zero_shot/size/top3"] == 1.0  # three sizes: the true one is always among the top three
+    assert all(math.isfinite(summary[k]) for k in ("geometry/alignment", "geometry/uniformity_image",
+                                                   "geometry/uniformity_text"))
+    assert [o["attribute"] for o in result["ordering"]] == ["larger", "bigger", "smaller"]
+    # Zero-shot top-k over the 26 produce classes, computed directly.
+    ds = load_dataset(produce_world / "classes" / "produce.jsonl")
+    assert len(ds.classes) == 26
+    items = ds.in_split("test")
+    g = embed_images(micro_clip, [it.path for it in items]).vectors.astype(np.float64)
+    f = micro_clip.encode_texts([f"This is a photo of a {c}." for c in ds.classes]).astype(np.float64)
+    logits = g @ f.T
+    true = np.array([ds.classes.index(it.label) for it in items])
+    above = (logits > logits[np.arange(len(true)), true][:, None]).sum(axis=1)
+    for k in (1, 3, 5):
+        assert summary[f"zero_shot/produce/top{k}" if k > 1 else "zero_shot/produce"] == pytest.approx(
+            float((above < k).mean()))
+
+
+def test_world_missing_its_files_names_them(run_pcclip, produce_world, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(produce_world, broken)
+    (broken / "classes" / "size.jsonl").unlink()
+    (broken / "tasks" / "pattern.toml").unlink()
+    assert_clean_error(run_pcclip("eval", "--world", broken, "--model", "pcclip-micro"),
+                       "produce world", "classes/size.jsonl", "tasks/pattern.toml")

@@ -19,10 +19,11 @@ D = {f.name: f.default for f in dataclasses.fields(SuiteOptions)}
 
 def command(
     model: ModelOption = DEFAULT_MODEL,
-    suite: Annotated[Suite, typer.Option(help="shapes: the shapes world; paper: the paper's tasks and datasets "
+    suite: Annotated[Suite, typer.Option(help="shapes: a world (shapes or produce); paper: the paper's tasks and datasets "
                                               "found under --data-root.")] = D["suite"],
     world: Annotated[Path | None, typer.Option(
-        help="Shapes world to evaluate on; default: build or reuse $PCCLIP_HOME/worlds/shapes-default.")] = None,
+        help="World to evaluate on (`pcclip data shapes` or `pcclip data produce`), with its own tasks and class "
+             "sets; default: build or reuse $PCCLIP_HOME/worlds/shapes-default.")] = None,
     data_root: Annotated[Path | None, typer.Option(help="Paper suite: where the datasets live.")] = None,
     tasks: Annotated[Path | None, typer.Option(help="Paper suite: folder of task files (default: the shipped paper tasks, examples/tasks).")]
     = None,

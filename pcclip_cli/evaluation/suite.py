@@ -1,7 +1,9 @@
 """`eval`: every evaluation (rank, classify with comparative prompting and descriptions, distance) in one call.
 
-The shapes suite needs nothing but the model: it builds (or reuses) the default shapes world and generates its
-comparatives and descriptions with the deterministic `template` LLM. The paper suite runs the task files in
+The world suite (`--suite shapes`) needs nothing but the model: it builds (or reuses) the default shapes world, or
+takes the world given with --world (shapes or produce), and generates its comparatives and descriptions with the
+deterministic `template` LLM. Its task files and class sets are the world's own: world.json lists them (or its
+tasks/*.toml and classes/*.jsonl are taken); a shapes world keeps its fixed SHAPES_TASKS and SHAPES_CLASS_SETS. The paper suite runs the task files in
 pcclip_cli/paper_tasks (examples/tasks) and the classification datasets that are present under --data-root, skipping the others, and
 sets the paper's own figures beside its numbers (paper_figures.py).
 Both add the embedding metrics of metrics.py: zero-shot top-k, a linear probe, and alignment, uniformity and
@@ -19,6 +21,7 @@ from pathlib import Path
 from pcclip_cli.core.errors import DataError, PcclipError
 from pcclip_cli.core.paths import PACKAGE_DIR
 
+# The shapes world's suite, as it has always run (its world.json lists one more class manifest, size).
 SHAPES_TASKS = ("size", "colour", "attributes", "count")
 SHAPES_CLASS_SETS = ("shape", "colour", "colour_shape")
 # Bare attribute words the suite orders the test images by, with each size's rank for that word.
@@ -89,7 +92,7 @@ class SuiteResult:
     distance: dict
     geometry: dict  # alignment, uniformity and CLIPScore over image-caption pairs, or why they were skipped
     summary: dict = dataclasses.field(default_factory=dict)
-    world: dict | None = None  # shapes: the world evaluated on
+    world: dict | None = None  # world suite: the world evaluated on (path, kind, config, images, splits)
     ordering: list[dict] | None = None  # shapes: concordance of the ordering by each attribute word
     skipped: list[dict] | None = None  # paper: the tasks and datasets that are absent
     paper: dict | None = None  # paper: the paper's figures beside this run's
@@ -111,23 +114,60 @@ def run_suite(model, options: SuiteOptions, *, progress=None, warn=None) -> Suit
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _shapes_world(options: SuiteOptions) -> tuple[Path, dict]:
+@dataclass(frozen=True)
+class WorldSuite:
+    """What the world suite runs on one world: its task files and class manifests (names without suffix)."""
+
+    root: Path
+    meta: dict  # world.json
+    kind: str  # shapes | produce | ...
+    tasks: tuple[str, ...]  # tasks/NAME.toml
+    class_sets: tuple[str, ...]  # classes/NAME.jsonl
+
+
+def _listed(meta: dict, key: str, root: Path, folder: str, suffix: str) -> tuple[str, ...]:
+    """The names world.json lists under `key` (paths like "tasks/size.toml"), or else the files in `folder`."""
+    if meta.get(key):
+        return tuple(Path(p).name.removesuffix(suffix) for p in meta[key])
+    return tuple(p.name.removesuffix(suffix) for p in sorted((root / folder).glob(f"*{suffix}")))
+
+
+def world_suite(world: str | Path) -> WorldSuite:
+    """Read a world directory's world.json and check that every task file and class manifest it needs is there."""
     import json
 
+    root = Path(world).expanduser()
+    meta_path = root / "world.json"
+    if not meta_path.exists():
+        raise DataError(f"{root} is not a shapes world or a produce world (no world.json); build one with "
+                        f"`pcclip data shapes {root}` or `pcclip data produce {root}`")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{meta_path} is not valid JSON ({exc.msg}); rebuild the world") from None
+    kind = meta.get("world", "shapes")  # shapes worlds predate the key
+    if kind == "shapes":
+        tasks, class_sets = SHAPES_TASKS, SHAPES_CLASS_SETS
+    else:
+        tasks = _listed(meta, "tasks", root, "tasks", ".toml")
+        class_sets = _listed(meta, "class_manifests", root, "classes", ".jsonl")
+    missing = [f"tasks/{t}.toml" for t in tasks if not (root / "tasks" / f"{t}.toml").exists()]
+    missing += [f"classes/{c}.jsonl" for c in class_sets if not (root / "classes" / f"{c}.jsonl").exists()]
+    missing += [] if (root / "captions.jsonl").exists() else ["captions.jsonl"]
+    missing += [] if tasks else ["tasks/*.toml (none listed or present)"]
+    missing += [] if class_sets else ["classes/*.jsonl (none listed or present)"]
+    if missing:
+        raise DataError(f"{kind} world {root} lacks {', '.join(missing)}; rebuild it with `pcclip data {kind}`")
+    return WorldSuite(root, meta, kind, tasks, class_sets)
+
+
+def _world(options: SuiteOptions) -> WorldSuite:
+    if options.world:
+        return world_suite(options.world)
     from pcclip_cli.data.shapes import build_world, default_world_dir
 
-    if options.world:
-        root = Path(options.world).expanduser()
-        meta = root / "world.json"
-        if not meta.exists():
-            raise DataError(f"{root} is not a shapes world (no world.json); build one with `pcclip data shapes {root}`")
-        missing = [f"tasks/{t}.toml" for t in SHAPES_TASKS if not (root / "tasks" / f"{t}.toml").exists()]
-        missing += [f"classes/{c}.jsonl" for c in SHAPES_CLASS_SETS if not (root / "classes" / f"{c}.jsonl").exists()]
-        if missing:
-            raise DataError(f"shapes world {root} lacks {', '.join(missing)}; rebuild it with `pcclip data shapes`")
-        return root, json.loads(meta.read_text())
     summary = build_world(default_world_dir())
-    return Path(summary["path"]), summary
+    return WorldSuite(Path(summary["path"]), summary, "shapes", SHAPES_TASKS, SHAPES_CLASS_SETS)
 
 
 def _task_hashes(paths: list[Path]) -> dict:
@@ -142,19 +182,21 @@ def _shapes_suite(model, options: SuiteOptions, progress, warn) -> SuiteResult:
 
     from .ranking import order_concordance, run_rank_task
 
-    root, world = _shapes_world(options)
+    ws = _world(options)
+    root, world = ws.root, ws.meta
     clip = clip_for(model)
-    task_paths = [root / "tasks" / f"{t}.toml" for t in SHAPES_TASKS]
+    task_paths = [root / "tasks" / f"{t}.toml" for t in ws.tasks]
     rank = [run_rank_task(clip, p, seeds=options.seeds, pairs=options.pairs, seed=options.seed, progress=progress)
             for p in task_paths]
     captions = load_dataset(root / "captions.jsonl")
     singles = [it for it in captions.in_split("test") if it.value("count") == 1]
     # Several words for one attribute: a finetune may learn its comparatives' wording and not the others'.
-    ordering = [order_concordance(clip, singles, word, "size", order, progress=progress)
-                for word, order in ORDERINGS]
+    sized = [it for it in singles if it.value("size") in ORDERINGS[0][1]]
+    ordering = [order_concordance(clip, sized, word, "size", order, progress=progress)
+                for word, order in ORDERINGS] if len(sized) >= 2 else []
     classify_results, distances = {}, {}
     llm = options.llm or "template"
-    for name in SHAPES_CLASS_SETS:
+    for name in ws.class_sets:
         manifest = root / "classes" / f"{name}.jsonl"
         classify_results[name], distance = _classify_set(clip, manifest, name, llm, options, progress, warn)
         if distance:
@@ -167,7 +209,7 @@ def _shapes_suite(model, options: SuiteOptions, progress, warn) -> SuiteResult:
         "settings": {"seed": options.seed, "seeds": options.seeds, "pairs": options.pairs, "alpha": options.alpha,
                      "top_k": options.top_k, "llm": llm, "descriptions": options.descriptions, "keep": options.keep,
                      "linear_probe": options.linear_probe, "probe_val_fraction": options.probe_val_fraction},
-        "world": {"path": str(root), "config": world.get("config"), "images": world.get("images"),
+        "world": {"path": str(root), "kind": ws.kind, "config": world.get("config"), "images": world.get("images"),
                   "splits": world.get("splits")},
         "task_files": _task_hashes(task_paths),
         "rank": rank,
