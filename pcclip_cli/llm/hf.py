@@ -131,8 +131,7 @@ class TransformersLLM(LLM):
     text_options = ("dtype", "chat")
 
     def __init__(self, name: str, target: str, **opts):
-        super().__init__(name, target)
-        self.options = self.check_options(opts)
+        super().__init__(name, target, **opts)
         self.device = resolve_device(self.options.device)
         self.tokenizer, self.model = _load(target, self.device, self.options.dtype)
         self._prefix = None  # (token ids, KV cache) of the last shared prompt prefix
