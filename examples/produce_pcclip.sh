@@ -45,7 +45,7 @@ done
 
 # evaluate NAME MODEL: Table 2 / 3 / 6, descriptions and the difference tasks for one model.
 evaluate() {
-  local name=$1 model=$2 e=$RUNS/eval/$1
+  local name=$1 model=$2 e=$RUNS/eval/$1 llm k a t
   mkdir -p "$e"
   [ -f "$e/zero-shot.json" ] || "$PC" classify --dataset "$DS" -m "$model" --top-k 3 \
     --confused-out "$e/confused.jsonl" --json > "$e/zero-shot.json"
