@@ -3,9 +3,10 @@
 The world suite (`--suite shapes`) needs nothing but the model: it builds (or reuses) the default shapes world, or
 takes the world given with --world (shapes or produce), and generates its comparatives and descriptions with the
 deterministic `template` LLM. Its task files and class sets are the world's own: world.json lists them (or its
-tasks/*.toml and classes/*.jsonl are taken); a shapes world keeps its fixed SHAPES_TASKS and SHAPES_CLASS_SETS. The paper suite runs the task files in
-pcclip_cli/paper_tasks (examples/tasks) and the classification datasets that are present under --data-root, skipping the others, and
-sets the paper's own figures beside its numbers (paper_figures.py).
+tasks/*.toml and classes/*.jsonl are taken); a shapes world keeps its fixed SHAPES_TASKS and SHAPES_CLASS_SETS.
+The paper suite runs the task files in pcclip_cli/paper_tasks (examples/tasks) and the classification datasets
+that are present under --data-root, skipping the others, and sets the paper's own figures beside its numbers
+(paper_figures.py).
 Both add the embedding metrics of metrics.py: zero-shot top-k, a linear probe, and alignment, uniformity and
 CLIPScore over image-caption pairs.
 """
