@@ -147,6 +147,8 @@ def world_suite(world: str | Path) -> WorldSuite:
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError as exc:
         raise DataError(f"{meta_path} is not valid JSON ({exc.msg}); rebuild the world") from None
+    if not isinstance(meta, dict):
+        raise DataError(f"{meta_path} does not hold a JSON object; rebuild the world")
     kind = meta.get("world", "shapes")  # shapes worlds predate the key
     if kind == "shapes":
         tasks, class_sets = SHAPES_TASKS, SHAPES_CLASS_SETS
