@@ -123,3 +123,9 @@ def test_align_refuses_changed_settings_and_bad_input(cli, world, tiny_llm, prom
     assert_clean_error(cli(*_align_args(world, tmp_path / "r4", "template", prompt_file)), "template")
     assert_clean_error(cli(*_align_args(world, tmp_path / "r5", tiny_llm, prompt_file, "--generations", "1")),
                        "--generations")
+
+    # A reward model that embeds text only (the LLM's own directory given as --model): one line, nothing written.
+    text_only = [a if a != "pcclip-micro" else tiny_llm for a in _align_args(world, tmp_path / "r6", tiny_llm,
+                                                                             prompt_file)]
+    assert_clean_error(cli(*text_only), "cannot embed images")
+    assert not (tmp_path / "r6").exists()

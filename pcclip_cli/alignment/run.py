@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import sys
+import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -81,6 +82,20 @@ def policy_source(name: str) -> tuple[str, dict]:
     if path.exists() and not (path / "config.json").exists():
         raise DataError(f"--llm {name}: {path} is not a transformers model directory (no config.json)")
     return (str(path.resolve()) if path.exists() else target), {}
+
+
+def reward_model_spec(spec: str) -> str:
+    """`spec` unchanged, or the error for a model that only reads text (a transformers LLM or sentence-encoder
+    directory given as --model): the reward embeds the concept's images, so it needs a CLIP model."""
+    from pcclip_cli.clip.spec import SpecKind, parse_spec
+
+    parsed = parse_spec(spec)
+    if (parsed.kind == SpecKind.checkpoint and parsed.path.is_dir() and (parsed.path / "config.json").exists()
+            and not (parsed.path / "pcclip.json").exists()):
+        raise DataError(f"--model {spec} is a transformers model directory that embeds text only; it cannot embed "
+                        "images, and the reward needs a CLIP model with an image tower (a pcclip checkpoint, "
+                        "shapes-clip or an open_clip SPEC)")
+    return spec
 
 
 def _materialise_policy(name: str) -> str:
@@ -176,19 +191,20 @@ def align(cfg: AlignConfig, *, device: str | None = None, progress=None, warn=No
     done = _check_out(cfg, out)
     if done is not None:
         return done
-    out.mkdir(parents=True, exist_ok=True)
-    if not os.access(out, os.W_OK):
-        raise DataError(f"--out {out} is not writable")
-    write_text_atomic(out / "config.json", json.dumps(cfg.identity(), indent=2, sort_keys=True) + "\n")
 
     from pcclip_cli.models import load_clip
 
     from .reward import concept_images, description_rewards
 
-    clip = load_clip(cfg.model, device)
+    # The reward model is checked before the run directory is made: a wrong --model leaves nothing behind.
+    clip = load_clip(reward_model_spec(cfg.model), device)
     if getattr(clip.model, "visual", None) is None or not hasattr(clip.model, "encode_image"):
         raise PcclipError(f"--model {cfg.model} cannot embed images; the reward needs a CLIP model with an image "
                           "tower")
+    out.mkdir(parents=True, exist_ok=True)
+    if not os.access(out, os.W_OK):
+        raise DataError(f"--out {out} is not writable")
+    write_text_atomic(out / "config.json", json.dumps(cfg.identity(), indent=2, sort_keys=True) + "\n")
     train_images = concept_images(clip, dataset, cfg.train_split, warn=warn)
     eval_images = (concept_images(clip, dataset, cfg.eval_split, warn=warn)
                    if cfg.eval_descriptions and cfg.eval_split in dataset.splits else None)
@@ -233,12 +249,15 @@ def _train(cfg, policy, prompts, reward, out, checkpoint, metrics, device, progr
             for i in range(cfg.steps * cfg.concepts_per_step)]
     train = datasets.Dataset.from_list(rows)
 
+    started = time.monotonic()
+
     class Log(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kw):
             if not logs or "reward" not in logs:
                 return
+            # seconds: wall time since this process began training (a resumed run starts again from 0).
             row = {"step": state.global_step, "reward": logs.get("reward"), "reward_std": logs.get("reward_std"),
-                   "kl": logs.get("kl"), "loss": logs.get("loss")}
+                   "kl": logs.get("kl"), "loss": logs.get("loss"), "seconds": round(time.monotonic() - started, 1)}
             with metrics.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(row) + "\n")
             if progress:
