@@ -109,9 +109,17 @@ def test_comparative_prompting_is_eq3_on_the_template(cli, micro_clip, colours, 
     mask = np.isin(true, [idx[x] for x in c["touched"]])
     assert c["after"]["touched_accuracy"] == pytest.approx(float((after[mask] == true[mask]).mean()))
     assert c["before"]["accuracy"] == out["zero_shot"]["accuracy"]
+    before = np.argmax(g @ f.T, axis=1)
+    d = (after[mask] == true[mask]).astype(float) - (before[mask] == true[mask]).astype(float)
+    paired = c["paired"]["touched"]
+    assert (paired["images"], paired["fixed"], paired["broken"]) == (int(mask.sum()), int((d > 0).sum()),
+                                                                    int((d < 0).sum()))
+    assert paired["gain_se"] == pytest.approx(float(d.std(ddof=1) / np.sqrt(len(d))))
+    assert c["paired"]["all"]["images"] == len(true)
     unchanged = cli("classify", "--dataset", colours, "--model", "pcclip-micro", "--comparative", comp,
                     "--alpha", 1, "--json").json()["comparative"]
     assert unchanged["after"] == unchanged["before"]
+    assert unchanged["paired"]["all"]["fixed"] == unchanged["paired"]["all"]["broken"] == 0
 
 
 def test_comparative_auto_generates_both_directions(cli, colours, tmp_path):

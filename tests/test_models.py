@@ -139,7 +139,7 @@ def test_models_command_lists_builtins(cli, tmp_path, micro_clip):
     assert {"pcclip-tiny", "pcclip-micro", "pcclip-minilm"} <= {b["name"] for b in listing["builtin"]}
     minilm = next(b for b in listing["builtin"] if b["name"] == "pcclip-minilm")
     assert minilm["text_tower"] == "sentence-transformers/all-MiniLM-L6-v2"
-    assert [s["name"] for s in listing["shapes"]] == ["shapes-clip", "shapes-clip-scratch"]
+    assert [s["name"] for s in listing["shapes"]] == ["shapes-clip", "shapes-clip-scratch", "produce-clip"]
     assert "locked sentence encoder" in listing["shapes"][0]["recipe"]
     assert listing["default"] == "shapes-clip" and listing["pretrained"][0] == PAPER_MODEL
     assert str(tmp_path / "ckpt") in [c["path"] for c in listing["checkpoints"]]

@@ -16,12 +16,22 @@ def command(
                                                 "records must carry attributes (a shapes world's do).")],
     vocabulary: Annotated[Path | None, typer.Option(
         help="Attribute words TOML (default: the shipped vocabulary.toml).")] = None,
+    classes: Annotated[bool, typer.Option(
+        "--classes", help="The file holds class texts (descriptions, class comparatives): score them against what "
+                          "the world's images of each class show.")] = False,
+    label: Annotated[str, typer.Option(help="With --classes: the attribute naming each image's class.")]
+    = "produce",
     json_out: JsonOption = False,
 ):
-    """Score each comparative's statements against the two images' known attributes."""
-    from pcclip_cli.filtering.audit import audit_file
+    """Score each comparative's statements against the two images' (or classes') known attributes."""
+    if classes:
+        from pcclip_cli.filtering.class_audit import audit_class_file
 
-    report = audit_file(comparatives, captions, vocabulary)
+        report = audit_class_file(comparatives, captions, vocabulary, label)
+    else:
+        from pcclip_cli.filtering.audit import audit_file
+
+        report = audit_file(comparatives, captions, vocabulary)
     if json_out:
         emit_json(report)
         return

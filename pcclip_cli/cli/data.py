@@ -12,7 +12,7 @@ from pcclip_cli.data.records import OnError
 
 from .console import JsonOption, emit_json, err, progress_bar, warn
 
-app = typer.Typer(help="Build the shapes world; convert COCO, CUB or webdataset shards to captions.jsonl.", no_args_is_help=True)
+app = typer.Typer(help="Build the shapes or produce world; convert COCO, CUB or webdataset shards to captions.jsonl.", no_args_is_help=True)
 
 
 @app.command("shapes")
@@ -41,6 +41,37 @@ def shapes(
               f"(train {summary['splits'].get('train', 0)}, test {summary['splits'].get('test', 0)})")
     err.print(f"captions: {out}/captions.jsonl; classes: {', '.join(summary['class_manifests'])}")
     err.print(f"tasks: {', '.join(summary['tasks'])}")
+
+
+@app.command("produce")
+def produce(
+    out: Annotated[Path, typer.Argument(help="Directory to write the world into.")],
+    images: Annotated[int, typer.Option(help="Number of images.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same world.")] = 0,
+    image_size: Annotated[int, typer.Option(help="Image side in pixels.")] = 64,
+    test_fraction: Annotated[float, typer.Option(help="Fraction of images in the test split.")] = 0.2,
+    name_share: Annotated[float, typer.Option(help="Share of captions that name the item (0-1); the rest "
+                                                   "describe its looks only.")] = 0.5,
+    variation: Annotated[float, typer.Option(help="Within-class variation (0-1): colour, size, proportions, "
+                                                  "pose, parts left out, colour variants.")] = 0.5,
+    force: Annotated[bool, typer.Option(help="Replace a different world already in OUT.")] = False,
+    json_out: JsonOption = False,
+):
+    """Write the produce world (26 fruit and vegetables): images, captions, class manifests, task files."""
+    from pcclip_cli.data.produce import ProduceConfig, build_world
+
+    cfg = ProduceConfig(images=images, seed=seed, image_size=image_size, test_fraction=test_fraction,
+                        name_share=name_share, variation=variation)
+    with progress_bar("drawing produce", enabled=not json_out) as progress:
+        summary = build_world(out, cfg, force=force, progress=progress)
+    if json_out:
+        emit_json(summary)
+        return
+    verb = "reused" if summary["reused"] else "wrote"
+    err.print(f"{verb} {summary['images']} images of {len(summary['classes'])} classes in {out} "
+              f"(train {summary['splits'].get('train', 0)}, test {summary['splits'].get('test', 0)})")
+    err.print(f"captions: {out}/captions.jsonl; classes: {', '.join(summary['class_manifests'])}")
+    err.print(f"tasks: {', '.join(summary['tasks'])}; audit vocabulary: {out}/vocabulary.toml")
 
 
 CaptionOpt = Annotated[CaptionChoice, typer.Option(

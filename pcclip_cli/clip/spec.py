@@ -4,6 +4,7 @@ SPEC grammar (extends open_clip's names):
   shapes-clip                        the offline default, trained by pcclip on the shapes world (cached): its
                                      text tower is the sentence encoder all-MiniLM-L6-v2
   shapes-clip-scratch                the earlier default: both towers trained from scratch on the shapes captions
+  produce-clip                       like shapes-clip, on the produce world (26 fruit and vegetables, cached)
   pcclip-tiny, pcclip-micro, ...     built-in architectures (model_configs/*.json), randomly initialised
   ViT-L-14:datacomp_xl_s13b_b90k     an open_clip architecture with a pretrained tag (the paper's model)
   ViT-B-32                           any open_clip architecture, randomly initialised
@@ -25,7 +26,8 @@ from pcclip_cli.core.paths import MODEL_CONFIGS_DIR
 
 SHAPES_MODEL = "shapes-clip"  # the offline default: MiniLM text tower, image tower trained on the shapes world
 SCRATCH_SHAPES_MODEL = "shapes-clip-scratch"  # the first default: both towers from scratch on the shapes captions
-SHAPES_MODELS = (SHAPES_MODEL, SCRATCH_SHAPES_MODEL)
+PRODUCE_MODEL = "produce-clip"  # LiT like shapes-clip, on the produce world (fruit and vegetables)
+SHAPES_MODELS = (SHAPES_MODEL, SCRATCH_SHAPES_MODEL, PRODUCE_MODEL)
 PAPER_MODEL = "ViT-L-14:datacomp_xl_s13b_b90k"
 
 

@@ -240,7 +240,22 @@ def classify(model, dataset: str | Path | Dataset, options: ClassifyOptions | No
         result["comparative"]["gain"] = after_acc["accuracy"] - before["accuracy"]
         if before["touched_accuracy"] is not None:
             result["comparative"]["touched_gain"] = after_acc["touched_accuracy"] - before["touched_accuracy"]
+        result["comparative"]["paired"] = paired_change(pred == true, pred_after == true, np.isin(true, touched))
     return result
+
+
+def paired_change(before_right, after_right, touched) -> dict:
+    """Images the change fixed and broke, and the standard error of the accuracy gain over images (paired: the
+    same images before and after), on all images and on the touched classes' images."""
+    import numpy as np
+
+    def one(mask) -> dict:
+        d = after_right[mask].astype(float) - before_right[mask].astype(float)
+        se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else None
+        return {"images": int(mask.sum()), "fixed": int((d > 0).sum()), "broken": int((d < 0).sum()),
+                "gain_se": se}
+
+    return {"all": one(np.ones_like(touched, dtype=bool)), "touched": one(touched)}
 
 
 def zero_shot_topk(images, class_emb, true, ks=TOP_KS) -> dict:

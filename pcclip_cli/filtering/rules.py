@@ -34,9 +34,10 @@ class Check(str, enum.Enum):
     min_chars = "min_chars"
     grounded = "grounded"  # names an attribute neither caption names (grounding.py)
     swap = "swap"  # says of one image what only the other's caption says
+    states_nothing = "states_nothing"  # the vocabulary's parser finds no statement in it (class knowledge)
 
 
-_RECORD_CHECKS = (Check.grounded, Check.swap)
+_RECORD_CHECKS = (Check.grounded, Check.swap, Check.states_nothing)
 
 
 @dataclass
@@ -113,6 +114,10 @@ class Rule:
         if self.check in _RECORD_CHECKS:
             from .grounding import swapped, ungrounded
 
+            if self.check is Check.states_nothing:
+                from .statements import parse
+
+                return not parse(text, self._vocab)
             if record is None:
                 return False
             if self.check is Check.swap:

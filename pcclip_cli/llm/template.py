@@ -2,7 +2,8 @@
 
 Pairs of shapes-world images get `shapes.describe_difference` of their attributes, seeded from the item key.
 Class pairs whose names parse into shapes attributes ("red circle", "circle", "red", "large") are compared the
-same way; other items get a plain sentence built from the captions or names. No prompt is read.
+same way; produce-world images and class names get that world's oracle (data/produce.py); other items get a
+plain sentence built from the captions or names. No prompt is read.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from pcclip_cli.data import shapes
+from pcclip_cli.data import produce, shapes
 
 from .base import LLM, Completion, Params, Request
 
@@ -82,11 +83,15 @@ class TemplateLLM(LLM):
         rng = random.Random(f"template\0{req.key}")
         if req.kind == "pairs":
             a, b = req.first_attributes or {}, req.second_attributes or {}
+            if a.get("world") == produce.KIND and b.get("world") == produce.KIND:
+                return produce.describe_difference(a, b, rng)
             if a.get("objects") and b.get("objects"):
                 return shapes.describe_difference(a, b, rng, relations=self.options.relations)
             return (f"The first image shows {req.first_caption}, while the second image shows "
                     f"{req.second_caption}.")
         if req.kind == "classes":
+            if req.first in produce.BY_NAME and req.second in produce.BY_NAME:
+                return produce.class_comparative(req.first, req.second, rng)
             pa, pb = parse_class(req.first), parse_class(req.second or "")
             if pa and pb and set(pa) == set(pb):
                 return shapes.describe_difference(_as_world_attributes(pa, pb), _as_world_attributes(pb, pa), rng,
@@ -94,6 +99,8 @@ class TemplateLLM(LLM):
             return (f"An image of {req.first} looks like {_article(req.first)}, while an image of {req.second} "
                     f"looks like {_article(req.second or '')}.")
         # descriptions
+        if req.first in produce.BY_NAME:
+            return produce.class_description(req.first, req.n)
         parsed = parse_class(req.first)
         if parsed:
             bits = []

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pcclip_cli.clip.checkpoints import META_FILE, is_checkpoint, load_checkpoint, update_checkpoint_meta
 from pcclip_cli.clip.loaded import from_architecture
-from pcclip_cli.clip.spec import SCRATCH_SHAPES_MODEL, SHAPES_MODEL
+from pcclip_cli.clip.spec import PRODUCE_MODEL, SCRATCH_SHAPES_MODEL, SHAPES_MODEL
 from pcclip_cli.core.device import resolve_device
 from pcclip_cli.core.dirs import build_dir
 from pcclip_cli.core.notices import notify
@@ -39,12 +39,18 @@ class ShapesRecipe:
     weight_decay: float = 0.1
     warmup_steps: int = 30
     seed: int = 0
+    world: str = "shapes"  # shapes | produce (data/produce.py, at its frozen default settings)
 
     @classmethod
     def from_scratch(cls) -> ShapesRecipe:
         """`shapes-clip-scratch`, the first default: pcclip-tiny, both towers from random init. Its text tower
         knows only the shapes captions' language."""
         return cls(arch="pcclip-tiny", scope=Scope.both, epochs=20)
+
+    @classmethod
+    def produce(cls) -> ShapesRecipe:
+        """`produce-clip`: the same LiT recipe on the produce world, whose captions name the item only in part."""
+        return cls(world="produce")
 
     @classmethod
     def for_tests(cls) -> ShapesRecipe:
@@ -60,7 +66,7 @@ class ShapesRecipe:
                     "schedule", "warmup_steps", "epochs", "batch_size", "seed", "out"):
             value = getattr(cfg, key)
             flags.append(f"--{key.replace('_', '-')} {getattr(value, 'value', value)}")
-        return (f"pcclip data shapes {world} --images {self.images} --seed {self.seed}\n"
+        return (f"pcclip data {self.world} {world} --images {self.images} --seed {self.seed}\n"
                 "pcclip train " + " \\\n    ".join(flags))
 
     def train_config(self, captions: Path, out: Path) -> TrainConfig:
@@ -71,30 +77,39 @@ class ShapesRecipe:
                            seed=self.seed, save_every=self.epochs, log_every=25)
 
 
-RECIPES = {SHAPES_MODEL: ShapesRecipe(), SCRATCH_SHAPES_MODEL: ShapesRecipe.from_scratch()}
+RECIPES = {SHAPES_MODEL: ShapesRecipe(), SCRATCH_SHAPES_MODEL: ShapesRecipe.from_scratch(),
+           PRODUCE_MODEL: ShapesRecipe.produce()}
 
 
 def describe_recipe(name: str = SHAPES_MODEL) -> str:
     r = RECIPES[name]
     towers = "image tower trained against the locked sentence encoder" if r.scope == Scope.image else \
         "both towers trained from scratch"
-    return f"{r.arch} on the shapes world ({r.images} images), {towers}, {r.epochs} epochs"
+    return f"{r.arch} on the {r.world} world ({r.images} images), {towers}, {r.epochs} epochs"
 
 
 def shapes_model_dir(name: str = SHAPES_MODEL) -> Path:
     return models_dir() / name
 
 
-def _shapes_world(images: int, seed: int, world_dir: Path | None, progress=None) -> Path:
+def _shapes_world(images: int, seed: int, world_dir: Path | None, progress=None, world: str = "shapes") -> Path:
     """The world the base model trains on. By default a folder of its own (`worlds/shapes-n2000-seed0`), not
     `worlds/shapes-default`, which other commands build with their own size; being the trainer's own, it is
     rebuilt when the world format changes."""
     from pcclip_cli.core.paths import worlds_dir
-    from pcclip_cli.data.shapes import WorldConfig, build_world
+
+    if world == "produce":
+        from pcclip_cli.data.produce import WORLD_VERSION as version
+        from pcclip_cli.data.produce import ProduceConfig as WorldConfig
+        from pcclip_cli.data.produce import build_world
+    else:
+        from pcclip_cli.data.shapes import WORLD_VERSION as version
+        from pcclip_cli.data.shapes import WorldConfig, build_world
 
     cfg = WorldConfig(images=images, seed=seed)
-    path = world_dir or worlds_dir() / f"shapes-n{images}-seed{seed}"
-    draw = (lambda d, t: progress(d, t, stage="drawing shapes")) if progress else None
+    path = world_dir or worlds_dir() / (f"shapes-n{images}-seed{seed}" if world == "shapes" else
+                                        f"{world}-v{version}-n{images}-seed{seed}")
+    draw = (lambda d, t: progress(d, t, stage=f"drawing {world}")) if progress else None
     build_world(path, cfg, force=world_dir is None, progress=draw)
     return path
 
@@ -123,11 +138,13 @@ def train_shapes_base(target_dir: str | Path, progress=None, *, recipe: ShapesRe
         if is_checkpoint(target):
             return target
         t0 = time.perf_counter()
-        world = _shapes_world(recipe.images, recipe.seed, Path(world_dir) if world_dir else None, progress)
+        world = _shapes_world(recipe.images, recipe.seed, Path(world_dir) if world_dir else None, progress,
+                              recipe.world)
         with build_dir(target) as run:
             cfg = recipe.train_config(world / "captions.jsonl", run)
             result = Trainer(cfg, from_architecture(recipe.arch, resolve_device(None)), progress=progress).fit()
-            scores = zero_shot_scores(load_checkpoint(run, "cpu"), world)
+            scores = zero_shot_scores(load_checkpoint(run, "cpu"), world, *(
+                (("produce", "colour", "size", "shape", "pattern"),) if recipe.world == "produce" else ()))
             update_checkpoint_meta(run, metrics={"zero_shot_test": scores,
                                                  "wall_seconds": round(time.perf_counter() - t0, 1),
                                                  "train_seconds": result.seconds},
