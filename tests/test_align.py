@@ -85,6 +85,15 @@ def test_align_runs_resumes_and_is_a_no_op_when_done(cli, world, tiny_llm, promp
     assert [r["step"] for r in rows] == [1, 2, 3]
     assert all(np.isfinite(r["reward"]) for r in rows)
     assert summary["reward_last"] == pytest.approx(rows[-1]["reward"])
+    # Each row names its step's concepts and their mean rewards; equal groups: the step's reward is their mean.
+    for r in rows:
+        assert set(r["concepts"]) <= set(summary["concepts"]) and r["concepts"]
+        assert r["reward"] == pytest.approx(np.mean(list(r["concepts"].values())), abs=1e-4)
+    from pcclip_cli.alignment.run import same_concept_gain
+
+    assert (summary["reward_gain_same_concepts"], summary["concepts_seen_twice"]) == same_concept_gain(rows)
+    assert same_concept_gain([{"concepts": {"a": 0.1, "b": 0.5}}, {"concepts": {"a": 0.3}},
+                              {"concepts": {"a": 0.2, "b": 0.4}}]) == (0.0, 2)
     assert summary["held_out"]["split"] == "test"
     assert (out / "model" / "config.json").exists()
 

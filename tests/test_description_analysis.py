@@ -51,6 +51,8 @@ def test_a_world_vocabulary_joins_the_lexicon(tmp_path):
     ("informative; non-visual; habitat", "non-visual", ("habitat",)),
     ("Informative, non visual: origin and use", "non-visual", ("origin", "use")),
     ("informative; visual; color", "visual", ("colour",)),
+    (" non-visual; origin, use, taste", "non-visual", ("taste", "origin", "use")),
+    ("Visual: colour", "visual", ("colour",)),
 ])
 def test_judge_answers_parse(answer, label, attributes):
     verdict = parse_judgement(answer)

@@ -48,6 +48,10 @@ class AlignResult:
     resumed_from: int | None = None
     already_done: bool = False
     config: dict = field(default_factory=dict)
+    # The logged mean reward mixes concepts whose rewards differ in level, so it moves with which concepts a step
+    # drew; this is the mean over concepts drawn at least twice of (last step's reward - first step's reward).
+    reward_gain_same_concepts: float | None = None
+    concepts_seen_twice: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -215,30 +219,48 @@ def align(cfg: AlignConfig, *, device: str | None = None, progress=None, warn=No
     prompts = {c: prompt.render(class_name=c) for c in train_images.concepts}
     stops = tuple(prompt.stop)
 
+    step_rewards: dict[str, float] = {}  # concept -> mean reward of the last batch (logged with its step)
+
     def reward(prompts, completions, concept, **_):
         texts = [_first_line(c, stops) for c in completions]
-        return [float(r) for r in description_rewards(clip, texts, list(concept), train_images)]
+        values = [float(r) for r in description_rewards(clip, texts, list(concept), train_images)]
+        step_rewards.clear()
+        for c in dict.fromkeys(concept):
+            mine = [v for v, k in zip(values, concept, strict=True) if k == c]
+            step_rewards[c] = round(sum(mine) / len(mine), 5)
+        return values
 
     reward.__name__ = "ex2_cosine"
     metrics = out / METRICS_FILE
     checkpoint, resumed = _latest_checkpoint(out / CHECKPOINTS_DIR)
     _keep_metrics_until(metrics, resumed)
-    _train(cfg, policy, prompts, reward, out, checkpoint, metrics, device or clip.device, progress)
+    _train(cfg, policy, prompts, reward, out, checkpoint, metrics, device or clip.device, progress, step_rewards)
 
     rows = [json.loads(line) for line in metrics.read_text(encoding="utf-8").splitlines() if line.strip()]
     rewards = [r["reward"] for r in rows if "reward" in r]
+    gain, twice = same_concept_gain(rows)
     held = None
     if eval_images is not None:
         held = _held_out(cfg, policy, out / MODEL_DIR, prompts, stops, clip, eval_images, device or clip.device)
     result = AlignResult(out=str(out), model_dir=str(out / MODEL_DIR), steps=cfg.steps,
                          concepts=train_images.concepts, reward_first=rewards[0] if rewards else None,
                          reward_last=rewards[-1] if rewards else None, held_out=held, resumed_from=resumed,
-                         config=cfg.to_dict())
+                         config=cfg.to_dict(), reward_gain_same_concepts=gain, concepts_seen_twice=twice)
     write_text_atomic(out / SUMMARY_FILE, json.dumps(result.to_dict(), indent=2) + "\n")
     return result
 
 
-def _train(cfg, policy, prompts, reward, out, checkpoint, metrics, device, progress):
+def same_concept_gain(rows: list[dict]) -> tuple[float | None, int]:
+    """(mean over concepts drawn in two or more logged steps of last minus first reward, how many concepts)."""
+    seen: dict[str, list[float]] = {}
+    for row in rows:
+        for c, v in (row.get("concepts") or {}).items():
+            seen.setdefault(c, []).append(v)
+    gains = [v[-1] - v[0] for v in seen.values() if len(v) >= 2]
+    return (round(sum(gains) / len(gains), 5) if gains else None), len(gains)
+
+
+def _train(cfg, policy, prompts, reward, out, checkpoint, metrics, device, progress, step_rewards):
     import datasets
     from transformers import AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -257,7 +279,8 @@ def _train(cfg, policy, prompts, reward, out, checkpoint, metrics, device, progr
                 return
             # seconds: wall time since this process began training (a resumed run starts again from 0).
             row = {"step": state.global_step, "reward": logs.get("reward"), "reward_std": logs.get("reward_std"),
-                   "kl": logs.get("kl"), "loss": logs.get("loss"), "seconds": round(time.monotonic() - started, 1)}
+                   "kl": logs.get("kl"), "loss": logs.get("loss"), "seconds": round(time.monotonic() - started, 1),
+                   "concepts": dict(step_rewards)}
             with metrics.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(row) + "\n")
             if progress:

@@ -58,7 +58,7 @@ def render(result: dict) -> None:
     judged = result["method"] == "judge"
     title = "descriptions: " + (f"judged by {result['judge']['llm']}" if judged else "rules")
     table = Table(title=title, title_justify="left")
-    cols = ["source", "descriptions", "informative %", "non-visual % of informative", "visual precision %"]
+    cols = ["source", "texts", "informative %", "non-visual % of inf.", "visual prec. %"]
     if judged:
         cols.append("unparseable")
     for col in cols:

@@ -10,8 +10,9 @@ one verdict, by rules (default) or by an LLM judge:
             are not). A description is visual when it names a visual category; an informative one that names
             none of the categories is counted under "other" (non-visual).
     judge   any registered LLM answers a few-shot rubric (a `judge` prompt file) per description; its first line
-            must read "spurious" or "informative; visual|non-visual; ATTRIBUTES". Other answers are counted as
-            unparseable and left out of the shares.
+            must read "spurious" or "informative; visual|non-visual; ATTRIBUTES" ("visual; ..." and "non-visual;
+            ..." alone are read as informative). Other answers are counted as unparseable and left out of the
+            shares.
 
 On a world with known attributes (its captions.jsonl), the colour, size and shape statements are also scored
 against what the class's images show, with the class audit's scoring (filtering/class_audit.py): the precision of
@@ -182,18 +183,21 @@ def classify_text(text: str, concept: str, lexicon: Lexicon) -> Verdict:
         return Verdict(False, False, ())
     named = {c for c, _ in found} or {"other"}
     attributes = tuple(c for c in CATEGORIES if c in named)
-    evidence = tuple(ph for _, ph in found) or tuple(rest[:5])
+    evidence = tuple(dict.fromkeys(ph for _, ph in found)) or tuple(dict.fromkeys(rest))[:5]
     return Verdict(True, any(c in VISUAL for c in attributes), attributes, evidence)
 
 
 _ANSWER = re.compile(r"^\W*(spurious|informative)\b(.*)$")
 _NON_VISUAL = re.compile(r"\bnon[\s-]*visual\b")
 _VISUAL = re.compile(r"\bvisual\b")
+_LEADING_VISUAL = re.compile(r"^\W*(non[\s-]*visual|visual)\b")
 
 
 def parse_judgement(answer: str) -> Verdict | None:
     """A judge's answer as a verdict, or None when it does not read as the rubric asks."""
     line = answer.strip().split("\n", 1)[0].strip().lower()
+    if _LEADING_VISUAL.match(line):  # "non-visual; habitat" says informative without the word
+        line = "informative; " + line.lstrip(" \t\"'*-:;,.")
     m = _ANSWER.match(line)
     if m is None:
         return None
