@@ -96,6 +96,7 @@ def test_align_runs_resumes_and_is_a_no_op_when_done(cli, world, tiny_llm, promp
                               {"concepts": {"a": 0.2, "b": 0.4}}]) == (0.0, 2)
     assert summary["held_out"]["split"] == "test"
     assert (out / "model" / "config.json").exists()
+    assert (out / "reward.png").read_bytes()[:4] == b"\x89PNG"  # the reward curve beside metrics.jsonl
 
     again = cli(*_align_args(world, out, tiny_llm, prompt_file))
     assert again.code == 0 and again.json()["already_done"] is True

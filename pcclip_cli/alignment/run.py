@@ -23,6 +23,7 @@ from pcclip_cli.core.io import write_text_atomic
 from .config import AlignConfig
 
 METRICS_FILE = "metrics.jsonl"
+CURVE_FILE = "reward.png"  # the reward curve, drawn from metrics.jsonl at the end of a run
 SUMMARY_FILE = "align.json"
 MODEL_DIR = "model"
 CHECKPOINTS_DIR = "checkpoints"
@@ -238,6 +239,9 @@ def align(cfg: AlignConfig, *, device: str | None = None, progress=None, warn=No
 
     rows = [json.loads(line) for line in metrics.read_text(encoding="utf-8").splitlines() if line.strip()]
     rewards = [r["reward"] for r in rows if "reward" in r]
+    from pcclip_cli.evaluation.report import plot_reward_curve
+
+    plot_reward_curve(rows, out / CURVE_FILE, title=f"{cfg.llm} aligned to {cfg.model}")
     gain, twice = same_concept_gain(rows)
     held = None
     if eval_images is not None:
