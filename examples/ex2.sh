@@ -125,8 +125,9 @@ pct = lambda x: "-" if x is None else f"{100 * x:.1f}"
 load = lambda p: json.loads(Path(p).read_text())
 out = [f"# EX2 on {world}", "", f"Classes: `{classes}`; LLM `{llm}`; {n} descriptions per class; best-of-n keeps "
        f"{n} of {best_of}. Accuracy on the test split; the reward on the training split.", ""]
-out += ["| model | align steps | reward first → last | held-out reward aligned / unaligned | align min | template % |"
-        " unaligned % | aligned % | best-of-n % |", "|" + "---|" * 10]
+out += ["| model | align steps | reward first → last | same-concept gain | held-out reward aligned / unaligned |"
+        " align min | template % | unaligned % | aligned % | best-of-n % |", "|" + "---|" * 10]
+num = lambda x: "-" if x is None else f"{x:.4f}"
 for entry in models.split():
     name, _, spec = entry.partition("=")
     if not spec:
@@ -139,9 +140,10 @@ for entry in models.split():
     u = acc("unaligned")["descriptions"]["accuracy"]
     al = acc("aligned")["descriptions"]["accuracy"]
     b = acc("best-of-n")["selection"]["selected_accuracy"]
-    rf, rl = a.get("reward_first"), a.get("reward_last")
-    out.append(f"| {name} (`{spec}`) | {a['steps']} | {rf:.4f} → {rl:.4f} | {h.get('aligned', float('nan')):.4f} / "
-               f"{h.get('unaligned', float('nan')):.4f} | {int(times.get(name + '/align', 0)) / 60:.1f} | "
+    gain = a.get("reward_gain_same_concepts")
+    out.append(f"| {name} (`{spec}`) | {a['steps']} | {num(a.get('reward_first'))} → {num(a.get('reward_last'))} | "
+               f"{num(gain)} ({a.get('concepts_seen_twice', 0)} concepts) | {num(h.get('aligned'))} / "
+               f"{num(h.get('unaligned'))} | {int(times.get(name + '/align', 0)) / 60:.1f} | "
                f"{pct(t)} | {pct(u)} | {pct(al)} | {pct(b)} |")
 an = load(runs / "analysis.json")
 out += ["", "## What the descriptions say (EX2's Table 2)", "", "| source | descriptions | informative % | "
