@@ -141,7 +141,7 @@ def test_smollm2_judges_through_llama_cpp(cli, tmp_path):
     assert sum(r["label"] == "unparseable" for r in rows) == src["unparseable"]
 
 
-def test_bad_input_is_one_error_line(cli, descriptions, tmp_path):
+def test_bad_input_is_one_error_line(cli, world, descriptions, tmp_path):
     template, hand, _ = descriptions
     assert_clean_error(cli("analyse-descriptions", tmp_path / "missing.jsonl"), "not found")
     assert_clean_error(cli("analyse-descriptions", template, "--judge", "no-such-llm"), "no-such-llm")
@@ -156,3 +156,8 @@ def test_bad_input_is_one_error_line(cli, descriptions, tmp_path):
     pairs.write_text(json.dumps({"key": "k", "kind": "pairs", "first": "a", "second": "b", "text": "t"}) + "\n")
     assert_clean_error(cli("analyse-descriptions", pairs), "descriptions")
     assert_clean_error(cli("analyse-descriptions", f"x={template}", f"x={hand}"), "'x'")
+    # A class the world does not have: refused before anything is judged.
+    alien = tmp_path / "alien.jsonl"
+    alien.write_text(json.dumps({"key": "k #0", "kind": "descriptions", "first": "kumquat", "text": "small"}) + "\n")
+    assert_clean_error(cli("analyse-descriptions", alien, "--captions", world / "captions.jsonl", "--label",
+                           "colour_shape", "--judge", "smollm2-135m"), "kumquat")

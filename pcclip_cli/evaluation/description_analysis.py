@@ -65,9 +65,6 @@ class Lexicon:
     source: str
     vocabulary: str | None = None
 
-    def category_words(self, category: str) -> list[str]:
-        return sorted(" ".join(p) for p, c in self.phrases.items() if c == category)
-
 
 def load_lexicon(path: str | Path | None = None, vocabulary: str | Path | None = None) -> Lexicon:
     """The lexicon of a TOML file (default: the shipped general one), with a world vocabulary's colour, size and
@@ -343,6 +340,15 @@ def _read(name: str, path: Path) -> tuple[list[tuple[str, str]], int]:
     return items, empty
 
 
+def _truth(path: Path, opts: AnalysisOptions) -> dict:
+    """The class audit of a source's colour, size and shape statements against the world's classes."""
+    from pcclip_cli.filtering.class_audit import audit_class_file
+
+    audit = audit_class_file(path, opts.captions, opts.vocabulary, opts.label)
+    return {k: audit[k] for k in ("statements", "correct", "wrong", "undecidable", "precision",
+                                  "records_without_statements", "by_kind")}
+
+
 def analyse_descriptions(sources: list[str], options: AnalysisOptions | None = None, *, progress=None) -> dict:
     """`pcclip analyse-descriptions`: EX2's Table 2 and attribute frequencies for each source of descriptions."""
     opts = options or AnalysisOptions()
@@ -358,9 +364,11 @@ def analyse_descriptions(sources: list[str], options: AnalysisOptions | None = N
     if opts.captions is not None and not Path(opts.captions).exists():
         raise DataError(f"captions file not found: {opts.captions}")
     read = [(name, path, *_read(name, path)) for name, path in parsed]
+    # The truth check first: a class the world does not have fails before any judging.
+    truths = [_truth(path, opts) if opts.captions is not None else None for _, path, _, _ in read]
     reports, rows = [], []
-    for name, path, items, empty in read:
-        rep = SourceReport(name, str(path), descriptions=len(items), without_text=empty)
+    for (name, path, items, empty), truth in zip(read, truths, strict=True):
+        rep = SourceReport(name, str(path), descriptions=len(items), without_text=empty, truth=truth)
         if opts.judge:
             verdicts, raw = opts.judge.run(items, prompt, progress)
         else:
@@ -372,12 +380,6 @@ def analyse_descriptions(sources: list[str], options: AnalysisOptions | None = N
                          "attributes": list(verdict.attributes) if verdict else [],
                          **({"answer": answer} if answer is not None else
                             {"evidence": list(verdict.evidence)})})
-        if opts.captions is not None:
-            from pcclip_cli.filtering.class_audit import audit_class_file
-
-            audit = audit_class_file(path, opts.captions, opts.vocabulary, opts.label)
-            rep.truth = {k: audit[k] for k in ("statements", "correct", "wrong", "undecidable", "precision",
-                                               "records_without_statements", "by_kind")}
         reports.append(rep)
     result = {
         "method": "judge" if opts.judge else "rules",
