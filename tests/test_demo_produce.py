@@ -146,3 +146,15 @@ def test_another_worlds_demo_directory_is_one_clean_error(demo_run, run_pcclip):
 def test_an_unknown_world_is_a_usage_error(run_pcclip, tmp_path):
     result = run_pcclip("demo", "--out", tmp_path / "d", "--world", "fruit")
     assert result.code == 2 and "fruit" in result.stderr and not (tmp_path / "d").exists()
+
+
+def test_report_reads_the_produce_demo(demo_run, cli, tmp_path):
+    """Each evaluation carries a flat `summary` (errors as `/se`), so `pcclip report` compares the two arms."""
+    out, result = demo_run
+    res = cli("report", out, "--out", tmp_path / "table.md", "--json")
+    assert res.code == 0, res.stderr
+    by_arm = {a["settings"]["arm"]: a["metrics"] for a in res.json()["arms"]}
+    top1 = next(r for r in result["table"] if r["key"] == "zero_shot/top1")
+    assert set(by_arm) == {"base", "pc"}
+    assert by_arm["base"]["zero_shot/top1"] == pytest.approx(top1["base"])
+    assert by_arm["pc"]["zero_shot/top1"] == pytest.approx(top1["pc"])
