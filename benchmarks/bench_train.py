@@ -76,7 +76,6 @@ def main() -> None:
     args = parser.parse_args()
     jsonrows.people_to_stderr()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ["PCCLIP_DEVICE"] = args.device
     tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
     os.environ.setdefault("PCCLIP_HOME", str(tmp / "home"))
 

@@ -116,21 +116,22 @@ def _cached_eval(path: Path, clip, settings: dict, run):
     return result, False
 
 
-def _retrieval(out: Path, world: Path, base_clip, pc_spec: str, progress) -> dict:
+def _retrieval(out: Path, world: Path, base_clip, pc_spec: str, device: str | None, progress) -> dict:
     """Attribute retrieval over the test images: one index (PC-CLIP shares the base image tower)."""
     from .models import load_clip
     from .retrieval import attribute_precision, build_index, load_index, model_for_index
 
     index_dir = out / "index"
     if not (index_dir / "manifest.json").exists():
-        build_index([world / "captions-test.jsonl"], index_dir, model=base_clip.spec, progress=progress)
-    index = load_index(index_dir)
+        build_index([world / "captions-test.jsonl"], index_dir, model=base_clip.spec, device=device,
+                    progress=progress)
+    index = load_index(index_dir, device=device)
     result = {"index": str(index_dir), "images": index.count, "words": list(RETRIEVAL_WORDS), "k": 10}
     for name, spec in (("base", base_clip.spec), ("pc", pc_spec)):
-        clip = model_for_index(index, spec if name == "pc" else None)
+        clip = model_for_index(index, spec if name == "pc" else None, device)
         result[name] = attribute_precision(index, clip, list(RETRIEVAL_WORDS), 10)
     # A text-scope finetune reads the base model's index: its image tower is the base's.
-    pc_clip = load_clip(pc_spec)
+    pc_clip = load_clip(pc_spec, device)
     result["shared_image_tower"] = pc_clip.image_fingerprint == base_clip.image_fingerprint
     return result
 
@@ -162,8 +163,8 @@ def _build_world(cfg: DemoConfig, world: Path, steps: Steps) -> dict:
     return summary
 
 
-def run_demo(cfg: DemoConfig, *, progress=None, warn=None) -> dict:
-    """Run (or resume) the demo; returns the comparison and writes OUT/demo.json."""
+def run_demo(cfg: DemoConfig, *, device: str | None = None, progress=None, warn=None) -> dict:
+    """Run (or resume) the demo on `device` (None: auto); returns the comparison and writes OUT/demo.json."""
     from .clip.spec import SHAPES_MODELS
     from .filtering.rules import FilterConfig, filter_file
     from .finetune import train
@@ -183,8 +184,8 @@ def run_demo(cfg: DemoConfig, *, progress=None, warn=None) -> dict:
 
     steps.start("getting the base model")
     if cfg.base in SHAPES_MODELS:
-        ensure_shapes_model(cfg.base, progress=steps.sub)
-    base = load_clip(cfg.base)
+        ensure_shapes_model(cfg.base, progress=steps.sub, device=device)
+    base = load_clip(cfg.base, device)
     steps.finish(model=base.spec, zero_shot_at_training=base.info.get("metrics", {}).get("zero_shot_test"))
 
     steps.start(f"generating comparatives ({cfg.llm})")
@@ -192,7 +193,7 @@ def run_demo(cfg: DemoConfig, *, progress=None, warn=None) -> dict:
     # A real LLM gets the shapes world's few-shot prompt there, the default (COCO) one on produce.
     prompt = None if cfg.llm == "template" or produce else "shapes"
     job = prepare(GenerateConfig(llm=cfg.llm, out=comparatives, captions=world / "captions-train.jsonl",
-                                 pairs=cfg.resolved_pairs, seed=cfg.seed, prompt=prompt))
+                                 pairs=cfg.resolved_pairs, seed=cfg.seed, prompt=prompt), device=device)
     gen = job.run(progress=steps.sub)
     steps.finish(generated=gen.generated, skipped=gen.skipped, llm_calls=gen.llm_calls)
 
@@ -218,16 +219,17 @@ def run_demo(cfg: DemoConfig, *, progress=None, warn=None) -> dict:
     if info["complete"]:
         steps.finish(reused=True)
     else:
-        result = train(tcfg, resume=bool(info["latest_checkpoint"]), progress=steps.sub, warn=warn)
+        result = train(tcfg, resume=bool(info["latest_checkpoint"]), device=device, progress=steps.sub,
+                       warn=warn)
         steps.finish(reused=False, seconds_training=result.seconds, steps=result.steps)
     pc_spec = str(run_dir)
-    pc = load_clip(pc_spec)
+    pc = load_clip(pc_spec, device)
 
     evaluate = _evaluate_produce if produce else _evaluate_shapes
     evals = {}
     for name, clip in (("base", base), ("pc", pc)):
         steps.start(f"evaluating {'PC-CLIP' if name == 'pc' else 'the base model'}")
-        evals[name], reused = evaluate(cfg, out, world, name, clip, steps, warn)
+        evals[name], reused = evaluate(cfg, out, world, name, clip, device, steps, warn)
         steps.finish(reused=reused)
 
     result = {
@@ -246,7 +248,7 @@ def run_demo(cfg: DemoConfig, *, progress=None, warn=None) -> dict:
         result["models"] = {name: produce_headline(e) for name, e in evals.items()}
     else:
         steps.start("attribute retrieval")
-        retrieval = _retrieval(out, world, base, pc_spec, steps.sub)
+        retrieval = _retrieval(out, world, base, pc_spec, device, steps.sub)
         steps.finish()
         result["table"] = comparison_table(evals["base"]["summary"], evals["pc"]["summary"], retrieval)
         result["retrieval"] = retrieval
@@ -256,16 +258,16 @@ def run_demo(cfg: DemoConfig, *, progress=None, warn=None) -> dict:
     return result
 
 
-def _evaluate_shapes(cfg: DemoConfig, out: Path, world: Path, name: str, clip, steps: Steps, warn):
+def _evaluate_shapes(cfg: DemoConfig, out: Path, world: Path, name: str, clip, device, steps: Steps, warn):
     from .evaluation.suite import SuiteOptions, run_suite
 
     settings = {"seeds": cfg.seeds, "pairs": cfg.eval_pairs, "seed": cfg.seed, "world": str(world)}
     opts = SuiteOptions(world=str(world), seeds=cfg.seeds, pairs=cfg.eval_pairs, seed=cfg.seed, llm="template")
     return _cached_eval(out / f"eval-{name}.json", clip, settings,
-                        lambda: run_suite(clip, opts, progress=steps.sub, warn=warn).to_dict())
+                        lambda: run_suite(clip, opts, device=device, progress=steps.sub, warn=warn).to_dict())
 
 
-def _evaluate_produce(cfg: DemoConfig, out: Path, world: Path, name: str, clip, steps: Steps, warn):
+def _evaluate_produce(cfg: DemoConfig, out: Path, world: Path, name: str, clip, device, steps: Steps, warn):
     """Tables 2, 3 and 6, descriptions and the tasks, with class texts from the demo's LLM (the oracle by
     default), cached like the shapes suite."""
     from .evaluation.finegrained import FinegrainedOptions, evaluate_finegrained
@@ -274,7 +276,8 @@ def _evaluate_produce(cfg: DemoConfig, out: Path, world: Path, name: str, clip, 
                               seeds=cfg.seeds, pairs=cfg.eval_pairs, seed=cfg.seed)
     settings = {**opts.settings(), "world": str(world)}
     return _cached_eval(out / f"eval-{name}.json", clip, settings,
-                        lambda: evaluate_finegrained(clip, opts, progress=steps.sub, warn=warn).to_dict())
+                        lambda: evaluate_finegrained(clip, opts, device=device, progress=steps.sub,
+                                                             warn=warn).to_dict())
 
 
 def produce_headline(evaluation: dict) -> dict:

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from .clip.checkpoints import read_checkpoint_meta, save_checkpoint
 from .core.config import to_dict
+from .core.device import resolve_device
 from .core.errors import CheckpointError, PcclipError
-from .models import load_clip, resolve_device
+from .models import load_clip
 from .training.averaging import average_state_dicts
 from .training.config import (
     IDENTITY_KEYS,
@@ -30,8 +31,10 @@ from .training.run_dir import CONFIG_JSON, check_run_dir, saved_config
 from .training.trainer import Trainer, TrainResult
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, progress=None, warn=None) -> TrainResult:
-    """Run (or resume) one training run of the model `cfg.model` names; see training.trainer for the run files."""
+def train(cfg: TrainConfig, *, resume: bool = False, device: str | None = None, progress=None,
+          warn=None) -> TrainResult:
+    """Run (or resume) one training run of the model `cfg.model` names on `device` (None: auto; under torchrun
+    a CUDA run takes the local rank's GPU); see training.trainer for the run files."""
     import contextlib
 
     from .core.io import check_writable
@@ -41,13 +44,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress=None, warn=None) -
     check_writable(cfg.out)
     # One writer per run directory; the ranks of one torchrun job share rank 0's lock.
     with output_lock(cfg.out) if main_process() else contextlib.nullcontext():
-        dist, device = setup_distributed(resolve_device(None))
+        dist, device = setup_distributed(resolve_device(device))
         clip = load_clip(cfg.model, device, fresh=True)
         return Trainer(cfg, clip, dist=dist, resume=resume, progress=progress, warn=warn).fit()
 
 
 def run_from_options(config_file: str | Path | None, overrides: dict, resume: str | Path | None = None, *,
-                     progress=None, warn=None) -> TrainResult:
+                     device: str | None = None, progress=None, warn=None) -> TrainResult:
     """`pcclip train`: a config file (optional) and flags (None = not given) into one run, new or resumed."""
     file_values = read_config_file(config_file) if config_file else None
     if resume:
@@ -61,7 +64,7 @@ def run_from_options(config_file: str | Path | None, overrides: dict, resume: st
                 return done
             resume = cfg.out
             cfg = resume_config(resume, file_values, overrides)
-    return train(cfg, resume=bool(resume), progress=progress, warn=warn)
+    return train(cfg, resume=bool(resume), device=device, progress=progress, warn=warn)
 
 
 def _same_run(cfg: TrainConfig) -> bool:

@@ -26,7 +26,7 @@ from .core.errors import CheckpointError
 from .core.paths import models_dir
 from .training.shapes_recipe import describe_recipe, ensure_shapes_model, shapes_model_dir
 
-__all__ = ["LoadedClip", "load_clip", "list_models", "parse_spec", "resolve_device", "SHAPES_MODEL", "PAPER_MODEL",
+__all__ = ["LoadedClip", "load_clip", "clip_for", "list_models", "parse_spec", "SHAPES_MODEL", "PAPER_MODEL",
            "SpecKind", "shapes_model_dir", "ensure_shapes_model"]
 
 
@@ -37,7 +37,7 @@ def _load_cached(spec_str: str, device: str) -> LoadedClip:
 
 def _load_uncached(spec: ModelSpec, device: str) -> LoadedClip:
     if spec.kind == SpecKind.shapes:
-        loaded = load_checkpoint(ensure_shapes_model(spec.raw), device)
+        loaded = load_checkpoint(ensure_shapes_model(spec.raw, device=device), device)
         loaded.spec, loaded.kind = spec.raw, SpecKind.shapes
         return loaded
     if spec.kind == SpecKind.checkpoint:
@@ -54,7 +54,8 @@ def _load_uncached(spec: ModelSpec, device: str) -> LoadedClip:
 
 
 def load_clip(spec: str, device: str | None = None, *, fresh: bool = False) -> LoadedClip:
-    """Load a CLIP model by SPEC, once per process and device. `fresh=True` returns a private copy to train."""
+    """Load a CLIP model by SPEC, once per process and device (None: auto, see core.device). `fresh=True`
+    returns a private copy to train."""
     parsed = parse_spec(spec)
     dev = resolve_device(device)
     if fresh:
@@ -62,9 +63,10 @@ def load_clip(spec: str, device: str | None = None, *, fresh: bool = False) -> L
     return _load_cached(parsed.canonical if parsed.kind != SpecKind.checkpoint else str(parsed.path.resolve()), dev)
 
 
-def clip_for(model) -> LoadedClip:
-    """A LoadedClip from a SPEC string (loaded now, after the caller checked its inputs) or an already loaded one."""
-    return load_clip(model) if isinstance(model, str) else model
+def clip_for(model, device: str | None = None) -> LoadedClip:
+    """A LoadedClip from a SPEC string (loaded now on `device`, after the caller checked its inputs) or an
+    already loaded one (which keeps its own device)."""
+    return load_clip(model, device) if isinstance(model, str) else model
 
 
 def pretrained_tags() -> list[str]:

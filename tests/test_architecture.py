@@ -1,9 +1,11 @@
 """The import graph of pcclip_cli: dependencies run one way (no cycle, lazy imports included), no module reaches
-into another's private names, and library code never imports the CLI's libraries."""
+into another's private names, and library code never imports the CLI's libraries; the device is an argument,
+never an environment variable the CLI writes."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pcclip_cli"
@@ -176,3 +178,45 @@ def test_package_rules_catch_a_planted_upward_import():
              "pcclip_cli.evaluation.ranking": {"pcclip_cli.data.attributes"}}
     assert _package_offences(graph) == ["pcclip_cli.core.io imports pcclip_cli.data.records",
                                         "pcclip_cli.training.trainer imports pcclip_cli.models"]
+
+
+# The device travels as a `device=` argument: only core/device.py (the resolver, with its documented
+# $PCCLIP_DEVICE fallback for library users) reads the variable, and the CLI never writes the environment.
+DEVICE_RESOLVER = "pcclip_cli.core.device"
+DEVICE_ENV_USE = re.compile(r"PCCLIP_DEVICE|DEVICE_ENV|environ\s*\[[^\]]*DEVICE")
+ENV_WRITE = re.compile(r"environ\s*\[[^\]]*\]\s*=(?!=)|environ\.(setdefault|update|pop)\(|putenv\(|unsetenv\(|"
+                       r"del\s+os\.environ")
+
+
+def _text_offences(sources: dict[str, str], pattern: re.Pattern) -> list[str]:
+    return [f"{name}:{n}: {line.strip()}" for name, text in sorted(sources.items())
+            for n, line in enumerate(text.splitlines(), start=1) if pattern.search(line)]
+
+
+def _sources(keep) -> dict[str, str]:
+    return {name: path.read_text(encoding="utf-8") for name, path in _modules().items() if keep(name)}
+
+
+def test_only_the_resolver_reads_the_device_from_the_environment():
+    library = _sources(lambda n: not n.startswith("pcclip_cli.cli") and n != DEVICE_RESOLVER)
+    offences = _text_offences(library, DEVICE_ENV_USE)
+    assert not offences, "the device is a device= argument, not an environment variable:\n" + "\n".join(offences)
+
+
+def test_the_cli_never_writes_the_environment():
+    offences = _text_offences(_sources(lambda n: n.startswith("pcclip_cli.cli")), ENV_WRITE)
+    assert not offences, "the CLI passes its options as arguments:\n" + "\n".join(offences)
+
+
+def test_device_rules_catch_planted_lines():
+    planted = {"pcclip_cli.llm.x": 'dev = os.environ.get("PCCLIP_DEVICE")\nvisible = os.environ.get("CUDA_VISIBLE_DEVICES")',
+               "pcclip_cli.retrieval.y": "from pcclip_cli.core.device import DEVICE_ENV",
+               "pcclip_cli.clip.z": 'choice = os.environ["MY_DEVICE"]'}
+    assert _text_offences(planted, DEVICE_ENV_USE) == [
+        "pcclip_cli.clip.z:1: choice = os.environ[\"MY_DEVICE\"]",
+        "pcclip_cli.llm.x:1: dev = os.environ.get(\"PCCLIP_DEVICE\")",
+        "pcclip_cli.retrieval.y:1: from pcclip_cli.core.device import DEVICE_ENV"]
+    cli = {"pcclip_cli.cli.a": 'os.environ["PCCLIP_DEVICE"] = device.value\nif os.environ["RANK"] == "0": pass',
+           "pcclip_cli.cli.b": 'os.environ.setdefault("X", "1")\nrank = int(os.environ.get("RANK", "0"))'}
+    assert _text_offences(cli, ENV_WRITE) == ["pcclip_cli.cli.a:1: os.environ[\"PCCLIP_DEVICE\"] = device.value",
+                                             "pcclip_cli.cli.b:1: os.environ.setdefault(\"X\", \"1\")"]

@@ -1,5 +1,6 @@
 """The CLI's global behaviour: listing, fast start, JSON on stdout, one-line errors, usage errors."""
 
+import os
 import subprocess
 import sys
 
@@ -51,8 +52,8 @@ def test_cuda_requested_without_gpu_is_a_clean_error(run_pcclip):
     result = run_pcclip("--device", "cuda", "models", "--json", env={"PCCLIP_DEVICE": ""})
     # `models` does not load a model, so it must succeed; loading one must fail cleanly.
     assert result.code == 0
+    from pcclip_cli.core.device import resolve_device
     from pcclip_cli.core.errors import PcclipError
-    from pcclip_cli.models import resolve_device
 
     try:
         resolve_device("cuda")
@@ -60,3 +61,42 @@ def test_cuda_requested_without_gpu_is_a_clean_error(run_pcclip):
         assert "no CUDA device" in str(exc)
     else:
         raise AssertionError("cuda without a GPU must raise")
+
+
+def _two_images(world):
+    return [str(p) for p in sorted((world / "images").rglob("*.png"))[:2]]
+
+
+def test_device_flag_reaches_the_library_as_an_argument(cli, world, tmp_path, monkeypatch):
+    """`--device cpu` is handed to the library, not left in the environment: with $PCCLIP_DEVICE naming a device
+    the resolver refuses, any model loaded from the variable instead of the flag would fail the command."""
+    import torch
+
+    monkeypatch.setenv("PCCLIP_DEVICE", "tpu")
+    cuda_before = torch.cuda.memory_allocated() if torch.cuda.is_available() else 0
+    ranked = cli("--device", "cpu", "rank", *_two_images(world), "larger", "--model", "pcclip-micro", "--json")
+    assert ranked.code == 0, ranked.stderr
+    assert ranked.json()["answer"] in ("first", "second")
+    indexed = cli("--device", "cpu", "index", world / "images", "--out", tmp_path / "idx", "--model", "pcclip-micro",
+                  "--index-type", "flat", "--json")
+    assert indexed.code == 0, indexed.stderr
+    assert indexed.json()["backend"] == "cpu"
+    assert os.environ["PCCLIP_DEVICE"] == "tpu"  # the CLI wrote nothing back
+    if torch.cuda.is_available():
+        assert torch.cuda.memory_allocated() == cuda_before  # nothing went to the GPU
+    # Without the flag the same variable is the CLI's own --device default, checked as an option: a usage error.
+    assert cli("rank", *_two_images(world), "larger", "--model", "pcclip-micro").code == 2
+
+    monkeypatch.delenv("PCCLIP_DEVICE")
+    again = cli("--device", "cpu", "rank", *_two_images(world), "larger", "--model", "pcclip-micro", "--json")
+    assert again.code == 0, again.stderr
+    assert "PCCLIP_DEVICE" not in os.environ
+
+
+def test_cuda_flag_without_a_gpu_is_one_error_line(cli, world):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    result = cli("--device", "cuda", "rank", *_two_images(world), "larger", "--model", "pcclip-micro")
+    assert_clean_error(result, "no CUDA device")

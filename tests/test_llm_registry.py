@@ -31,10 +31,6 @@ class EchoLLM(LLM):
     cli_flags = {"--chat": "shout"}
     text_options = ("suffix", "shout")
 
-    def __init__(self, name: str, target: str, **opts):
-        super().__init__(name, target)
-        self.options = self.check_options(opts)
-
     def complete(self, requests: list[Request], params: Params) -> list[Completion]:
         out = []
         for req in requests:

@@ -278,8 +278,11 @@ def test_gpu_path_is_detected_at_run_time_and_falls_back_to_cpu(index_dir, world
     if not has_gpu:
         with pytest.raises(PcclipError, match="no GPU support"):
             choose_backend(True)
-    monkeypatch.setenv("PCCLIP_DEVICE", "cpu")
+    assert choose_backend(device="cpu") == "cpu" and load_index(index_dir, device="cpu").backend == "cpu"
+    assert choose_backend(False, device="cuda") == "cpu"
+    monkeypatch.setenv("PCCLIP_DEVICE", "cpu")  # the resolver's fallback for library users
     assert choose_backend() == "cpu"
+    assert choose_backend(device="auto") == ("gpu" if has_gpu else "cpu")  # an argument wins over the variable
 
 
 def test_index_command_builds_and_adds(cli, world, tmp_path):

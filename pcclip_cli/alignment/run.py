@@ -207,13 +207,13 @@ def align(cfg: AlignConfig, *, device: str | None = None, progress=None, warn=No
     metrics = out / METRICS_FILE
     checkpoint, resumed = _latest_checkpoint(out / CHECKPOINTS_DIR)
     _keep_metrics_until(metrics, resumed)
-    _train(cfg, policy, prompts, reward, out, checkpoint, metrics, device or clip.device, progress)
+    _train(cfg, policy, prompts, reward, out, checkpoint, metrics, clip.device, progress)
 
     rows = [json.loads(line) for line in metrics.read_text(encoding="utf-8").splitlines() if line.strip()]
     rewards = [r["reward"] for r in rows if "reward" in r]
     held = None
     if eval_images is not None:
-        held = _held_out(cfg, policy, out / MODEL_DIR, prompts, stops, clip, eval_images, device or clip.device)
+        held = _held_out(cfg, policy, out / MODEL_DIR, prompts, stops, clip, eval_images, clip.device)
     result = AlignResult(out=str(out), model_dir=str(out / MODEL_DIR), steps=cfg.steps,
                          concepts=train_images.concepts, reward_first=rewards[0] if rewards else None,
                          reward_last=rewards[-1] if rewards else None, held_out=held, resumed_from=resumed,

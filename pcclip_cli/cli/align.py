@@ -12,12 +12,13 @@ import typer
 
 from pcclip_cli.alignment.config import AlignConfig
 
-from .console import JsonOption, emit_json, err, progress_bar, warn
+from .console import JsonOption, chosen_device, emit_json, err, progress_bar, warn
 
 _D = {f.name: f.default for f in dataclasses.fields(AlignConfig)}
 
 
 def command(
+    ctx: typer.Context,
     dataset: Annotated[str, typer.Option(help="Labelled images: a class manifest .jsonl (e.g. a world's "
                                               "classes/colour_shape.jsonl) or an image folder.")],
     out: Annotated[Path, typer.Option(help="Run directory (checkpoints, metrics.jsonl, model/, align.json).")],
@@ -50,7 +51,7 @@ def command(
                       generations=generations, max_new_tokens=max_new_tokens, lr=lr, beta=beta,
                       temperature=temperature, save_every=save_every, eval_descriptions=eval_descriptions, seed=seed)
     with progress_bar("align", enabled=not json_out) as bar:
-        result = align(cfg, progress=bar, warn=warn)
+        result = align(cfg, device=chosen_device(ctx), progress=bar, warn=warn)
     if json_out:
         emit_json(result.to_dict())
         return

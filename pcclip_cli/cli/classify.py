@@ -9,11 +9,12 @@ import typer
 
 from pcclip_cli.evaluation.classification import DEFAULT_TEMPLATE, DescriptionMode
 
-from .console import DEFAULT_MODEL, JsonOption, ModelOption, emit_json, err, progress_bar, warn
+from .console import DEFAULT_MODEL, JsonOption, ModelOption, chosen_device, emit_json, err, progress_bar, warn
 from .tables import pct
 
 
 def command(
+    ctx: typer.Context,
     dataset: Annotated[str, typer.Option(
         help="A JSONL manifest with labels, a world directory, an image folder (one subfolder per class), or a "
              "named dataset (cifar10, cifar100, flowers102, eurosat, sun397, awa2, cub) under --data-root.")],
@@ -65,8 +66,8 @@ def command(
                            linear_probe=linear_probe, probe_split=probe_split, probe_seed=probe_seed,
                            label=label)
     with progress_bar("embedding images", enabled=not json_out) as bar:
-        result = classify(model, dataset, opts, data_root=data_root, progress=bar,
-                          warn=warn)
+        result = classify(model, dataset, opts, data_root=data_root, device=chosen_device(ctx),
+                          progress=bar, warn=warn)
     if json_out:
         emit_json(result)
     else:

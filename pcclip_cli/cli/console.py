@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
@@ -20,6 +21,19 @@ QueryTemplatesOption = Annotated[str | None, typer.Option(
     "--query-templates", metavar="FILE|NAME",
     help="Templates a bare attribute word is filled into (a prompt ensemble, averaged): a .toml or .txt file, "
          "or a shipped set (default, single-sentence). Each template uses {word} or {cmp}.")]
+
+
+@dataclass(frozen=True)
+class CliSettings:
+    """The root command's global options, kept on the Click context (`ctx.obj`) for the subcommands."""
+
+    device: str = "auto"  # --device (or $PCCLIP_DEVICE, read by the option itself)
+
+
+def chosen_device(ctx: typer.Context) -> str:
+    """The global `--device` of the command running in `ctx`, for the `device=` argument of its library call."""
+    settings = ctx.find_object(CliSettings)
+    return settings.device if settings is not None else CliSettings.device
 
 
 def emit_json(obj: Any) -> None:

@@ -9,7 +9,7 @@ import typer
 
 from pcclip_cli.demo import WORLD_DEFAULTS, DemoConfig, DemoWorld
 
-from .console import JsonOption, emit_json, err, progress_bar, warn
+from .console import JsonOption, chosen_device, emit_json, err, progress_bar, warn
 
 
 def _default(name: str) -> str:
@@ -23,6 +23,7 @@ def _per_world(name: str) -> str:
 
 
 def command(
+    ctx: typer.Context,
     out: Annotated[Path | None, typer.Option(help="Directory for every artifact; a re-run reuses what is done.",
                                              show_default=_per_world("out"))] = None,
     world: Annotated[DemoWorld | None, typer.Option(
@@ -58,7 +59,7 @@ def command(
              "eval_pairs": eval_pairs, "seed": seed}
     cfg = DemoConfig(**{k: v for k, v in given.items() if v is not None})  # defaults live in DemoConfig only
     with progress_bar("pcclip demo", enabled=not json_out) as bar:
-        result = run_demo(cfg, progress=bar, warn=warn)
+        result = run_demo(cfg, device=chosen_device(ctx), progress=bar, warn=warn)
     if json_out:
         emit_json(result)
         return

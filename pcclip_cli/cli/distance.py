@@ -9,11 +9,12 @@ import typer
 
 from pcclip_cli.evaluation.classification import DEFAULT_TEMPLATE
 
-from .console import DEFAULT_MODEL, JsonOption, ModelOption, emit_json
+from .console import DEFAULT_MODEL, JsonOption, ModelOption, chosen_device, emit_json
 from .tables import render_distances
 
 
 def command(
+    ctx: typer.Context,
     comparatives: Annotated[Path, typer.Option(
         help="Class comparatives JSONL (kind 'classes': first = A, second = B, text = how A differs from B).")],
     model: ModelOption = DEFAULT_MODEL,
@@ -25,7 +26,8 @@ def command(
     """Cosine distances between class-prompt differences and embedded difference texts, per pair and on average."""
     from pcclip_cli.evaluation.distance import distance
 
-    result = distance(model, comparatives, template=template, dataset=dataset, data_root=data_root)
+    result = distance(model, comparatives, template=template, dataset=dataset, data_root=data_root,
+                      device=chosen_device(ctx))
     if json_out:
         emit_json(result)
     else:

@@ -10,7 +10,7 @@ import typer
 
 from pcclip_cli.evaluation.suite import Suite, SuiteOptions
 
-from .console import DEFAULT_MODEL, JsonOption, ModelOption, emit_json, err, progress_bar, warn
+from .console import DEFAULT_MODEL, JsonOption, ModelOption, chosen_device, emit_json, err, progress_bar, warn
 from .tables import pct
 
 # The defaults live on SuiteOptions only; the options below read them from there.
@@ -18,6 +18,7 @@ D = {f.name: f.default for f in dataclasses.fields(SuiteOptions)}
 
 
 def command(
+    ctx: typer.Context,
     model: ModelOption = DEFAULT_MODEL,
     suite: Annotated[Suite, typer.Option(help="shapes: the shapes world; paper: the paper's tasks and datasets "
                                               "found under --data-root.")] = D["suite"],
@@ -75,7 +76,7 @@ def command(
     if out:
         check_writable(out)  # before the evaluation, which may take an hour, not after it
     with progress_bar("evaluating", enabled=not json_out) as bar:
-        result = run_suite(model, opts, progress=bar, warn=warn).to_dict()
+        result = run_suite(model, opts, device=chosen_device(ctx), progress=bar, warn=warn).to_dict()
     if tags:
         result["tags"] = tags
     if out:

@@ -10,10 +10,11 @@ import typer
 from pcclip_cli.generation.plan import Kind
 from pcclip_cli.llm.hf import Dtype
 
-from .console import JsonOption, emit_json, err, progress_bar, warn
+from .console import JsonOption, chosen_device, emit_json, err, progress_bar, warn
 
 
 def command(
+    ctx: typer.Context,
     llm: Annotated[str, typer.Option(help="LLM name (see `pcclip models`), a .gguf path, or BACKEND:TARGET.")],
     out: Annotated[Path, typer.Option(help="Output JSONL; appended to, and resumed if it exists.")],
     captions: Annotated[Path | None, typer.Option(help="captions.jsonl (for --kind pairs).")] = None,
@@ -67,7 +68,7 @@ def command(
     cfg = GenerateConfig(llm=llm, out=out, kind=kind.value, captions=captions, classes=classes, pairs=pairs,
                          images=images, seed=seed, prompt=prompt, max_tokens=max_tokens, temperature=temperature,
                          batch_size=batch_size, shard=shard, n=n, backend_options=given)
-    job = prepare(cfg)  # bad input fails here, before the progress bar is drawn
+    job = prepare(cfg, device=chosen_device(ctx))  # bad input fails here, before the progress bar is drawn
     with progress_bar(f"generating {kind.value}", enabled=not json_out) as progress:
         result = job.run(progress)
     summary = result.to_dict()

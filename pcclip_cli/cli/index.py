@@ -11,11 +11,11 @@ from pcclip_cli.data.records import OnError
 from pcclip_cli.retrieval import IndexType
 from pcclip_cli.retrieval.sharded import Engine
 
-from .console import JsonOption, emit_json, err, progress_bar, warn
+from .console import JsonOption, chosen_device, emit_json, err, progress_bar, warn
 
 
 def _sharded(images, out, model, index_type, target_recall, max_latency_ms, add, batch_size, on_bad_image, engine,
-             ray_address, embeddings, shard_size, json_out) -> None:
+             ray_address, embeddings, shard_size, json_out, device) -> None:
     from pcclip_cli.core.errors import PcclipError
     from pcclip_cli.retrieval.sharded import build_sharded_index
 
@@ -28,7 +28,8 @@ def _sharded(images, out, model, index_type, target_recall, max_latency_ms, add,
         summary = build_sharded_index(images, out, embeddings=embeddings, model=model, engine=engine,
                                       ray_address=ray_address, shard_size=shard_size, batch_size=batch_size,
                                       on_error=on_bad_image, target_recall=target_recall,
-                                      max_latency_ms=max_latency_ms, progress=progress, warn=warn)
+                                      max_latency_ms=max_latency_ms, device=device, progress=progress,
+                                      warn=warn)
     if json_out:
         emit_json(summary)
         return
@@ -39,6 +40,7 @@ def _sharded(images, out, model, index_type, target_recall, max_latency_ms, add,
 
 
 def command(
+    ctx: typer.Context,
     images: Annotated[list[Path], typer.Argument(help="Image files, folders or JSONL manifests (captions.jsonl).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Index directory to write.")],
     model: Annotated[str | None, typer.Option(help="CLIP model SPEC [default: shapes-clip, or the index's with --add].")] = None,
@@ -74,13 +76,13 @@ def command(
 
     if on_disk or engine == Engine.ray or ray_address:
         _sharded(images, out, model, index_type, target_recall, max_latency_ms, add, batch_size, on_bad_image,
-                 engine, ray_address, embeddings, shard_size, json_out)
+                 engine, ray_address, embeddings, shard_size, json_out, chosen_device(ctx))
         return
 
     with progress_bar("embedding images", enabled=not json_out) as progress:
         summary = build_index(images, out, model=model, index_type=index_type, add=add, batch_size=batch_size,
-                              on_error=on_bad_image, progress=progress, warn=warn, target_recall=target_recall,
-                              max_latency_ms=max_latency_ms).to_dict()
+                              on_error=on_bad_image, device=chosen_device(ctx), progress=progress,
+                              warn=warn, target_recall=target_recall, max_latency_ms=max_latency_ms).to_dict()
     if json_out:
         emit_json(summary)
         return

@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import importlib
 import math
-import os
 import sys
 import typing
 from pathlib import Path
@@ -111,6 +110,7 @@ def _version(value: bool):
 
 @app.callback()
 def root(
+    ctx: typer.Context,
     device: Annotated[
         Device,
         typer.Option(help="Where models run; auto means CUDA when present.", envvar="PCCLIP_DEVICE"),
@@ -125,8 +125,10 @@ def root(
     ] = False,
 ):
     """PC-CLIP toolkit."""
-    # Library code reads the device choice from the environment so scripts and commands agree.
-    os.environ["PCCLIP_DEVICE"] = device.value
+    from .console import CliSettings
+
+    # Each command passes the device to its library call (console.chosen_device(ctx)); nothing else sees it.
+    ctx.obj = CliSettings(device=device.value)
     from pcclip_cli.data.records import set_allow_outside
 
     set_allow_outside(allow_outside)

@@ -14,6 +14,7 @@ from .console import (
     JsonOption,
     ModelOption,
     QueryTemplatesOption,
+    chosen_device,
     data_lines,
     data_on_terminal,
     emit_json,
@@ -25,6 +26,7 @@ from .tables import render_task
 
 
 def command(
+    ctx: typer.Context,
     args: Annotated[list[str] | None, typer.Argument(
         help="IMAGE... ATTRIBUTE: image files, folders or a JSONL manifest, then an attribute word ('larger') "
              "or a full comparative sentence.", show_default=False, metavar="IMAGE... ATTRIBUTE")] = None,
@@ -50,7 +52,7 @@ def command(
 
         with progress_bar("embedding images", enabled=not json_out) as bar:
             result = run_rank_task(model, task, seeds=seeds, pairs=pairs, seed=seed, data_root=data_root,
-                                   progress=bar)
+                                   device=chosen_device(ctx), progress=bar)
         if json_out:
             emit_json(result)
         else:
@@ -62,8 +64,8 @@ def command(
 
     *inputs, attribute = args
     with progress_bar("embedding images", enabled=not json_out) as bar:
-        result = rank_images(model, inputs, attribute, on_error=on_bad_image, progress=bar,
-                             warn=warn, templates=query_templates)
+        result = rank_images(model, inputs, attribute, on_error=on_bad_image, device=chosen_device(ctx),
+                             progress=bar, warn=warn, templates=query_templates)
     if json_out:
         emit_json(result)
     else:

@@ -13,6 +13,7 @@ from .console import (
     JsonOption,
     QueryTemplatesOption,
     check_attribute_word,
+    chosen_device,
     data_lines,
     data_on_terminal,
     emit_json,
@@ -25,6 +26,7 @@ from .console import (
 
 
 def command(
+    ctx: typer.Context,
     index: Annotated[Path | None, typer.Option(
         "--index", help="Index directory written by `pcclip index` [default: the shapes world's test images "
                         "under shapes-clip, built on first use].")] = None,
@@ -54,7 +56,7 @@ def command(
     if kind == QueryKind.attribute:
         check_attribute_word(value, strict)
     query = Query(kind, str(value), than=str(than) if than is not None else None, templates=query_templates)
-    result = retrieve(index, query, k=k, model=model, notify=info, warn=warn)
+    result = retrieve(index, query, k=k, model=model, device=chosen_device(ctx), notify=info, warn=warn)
     if json_out:
         emit_json(result)
         return

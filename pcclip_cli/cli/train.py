@@ -17,7 +17,7 @@ import typer
 
 from pcclip_cli.training.config import TrainConfig
 
-from .console import JsonOption, emit_json, err, progress_bar, warn
+from .console import JsonOption, chosen_device, emit_json, err, progress_bar, warn
 
 app = typer.Typer(help="Finetune CLIP: PC-CLIP on comparatives, or the caption baselines.", no_args_is_help=False)
 
@@ -94,7 +94,7 @@ def _train(ctx: typer.Context, config: Path | None, resume: Path | None, json_ou
     overrides["rank_weights"] = _parse_weights(overrides.get("rank_weights"))
     main_process = int(os.environ.get("RANK", "0")) == 0
     with progress_bar("training", enabled=main_process and not json_out) as progress:
-        result = run_from_options(config, overrides, resume, progress=progress,
+        result = run_from_options(config, overrides, resume, device=chosen_device(ctx), progress=progress,
                                   warn=warn if main_process else None)
     if not main_process:
         return

@@ -1,4 +1,11 @@
-"""Where models run: the one resolver of a device choice (auto, cpu, cuda, cuda:N) for CLIP, LLMs and faiss."""
+"""Where models run: the one resolver of a device choice (auto, cpu, cuda, cuda:N) for CLIP, LLMs and faiss.
+
+Library functions take `device: str | None = None` and hand it here; the CLI passes its global `--device`
+explicitly to the one library function each command calls. `None` means "not chosen": it falls back to
+$PCCLIP_DEVICE, for library users and scripts that set it once (the CLI reads that variable as its own
+`--device` default, so one variable means the same in both), and then to auto. This module is the only place
+in the library that reads the variable; tests/test_architecture.py holds every other module to that.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +22,8 @@ def device_choice(device: str | None = None) -> str:
 
 
 def resolve_device(device: str | None = None) -> str:
-    """`auto` (the default, or $PCCLIP_DEVICE) means CUDA when present, else CPU."""
+    """The torch device to use: `auto` (the default) means CUDA when present, else CPU; `cuda` without a GPU is
+    an error (one `error:` line at the CLI)."""
     import torch
 
     choice = device_choice(device)

@@ -127,11 +127,12 @@ def _scores(true, pred, names: ClassNames, cm, top_k: int) -> dict:
 
 
 def classify(model, dataset: str | Path | Dataset, options: ClassifyOptions | None = None, *,
-             data_root: str | Path | None = None, progress=None, warn=None) -> dict:
+             data_root: str | Path | None = None, device: str | None = None, progress=None, warn=None) -> dict:
     """Zero-shot classification of a labelled dataset, with the optional comparative prompting, descriptions and
     description selection of the paper's §3.4 / App. C and EX2. Returns every number in one dict.
 
-    `model` is a SPEC or a LoadedClip; the dataset and every input file are checked before it is loaded.
+    `model` is a SPEC or a LoadedClip; the dataset and every input file are checked before it is loaded (on
+    `device`, None: auto; the LLM of `comparative="auto"` loads there too).
     """
     import numpy as np
 
@@ -160,7 +161,7 @@ def classify(model, dataset: str | Path | Dataset, options: ClassifyOptions | No
                     if opts.comparative and opts.comparative != "auto" else None)
     probe_plan = (plan_probe(ds, names, split, opts.probe_split, opts.probe_val_fraction, opts.probe_seed)
                   if opts.linear_probe else None)
-    clip = clip_for(model)
+    clip = clip_for(model, device)
     images = embed_items(clip, ds, eval_items, progress, warn)
     true = np.array([names.index[it.label] for it in eval_items])
 
@@ -205,7 +206,8 @@ def classify(model, dataset: str | Path | Dataset, options: ClassifyOptions | No
                                  "records": []}
     elif opts.comparative:
         if opts.comparative == "auto":
-            records = generate_comparatives(opts.llm, result["zero_shot"]["top_confused"], names, warn=warn)
+            records = generate_comparatives(opts.llm, result["zero_shot"]["top_confused"], names, device=device,
+                                            warn=warn)
             if opts.save_comparatives:
                 from pcclip_cli.core.io import write_jsonl_atomic
 
@@ -342,7 +344,8 @@ def _write_confused(path, confused: list[dict], dataset: str, model: str) -> Non
     write_jsonl_atomic(path, [{"kind": "classes", **c, "dataset": dataset, "model": model} for c in confused])
 
 
-def generate_comparatives(llm: str, confused: list[dict], names: ClassNames, *, warn=None) -> list[dict]:
+def generate_comparatives(llm: str, confused: list[dict], names: ClassNames, *, device: str | None = None,
+                          warn=None) -> list[dict]:
     """Class comparatives for the confused pairs, both ways round, from an LLM (through `pcclip generate`'s
     library), checked like a comparatives file."""
     if not confused:
@@ -353,7 +356,7 @@ def generate_comparatives(llm: str, confused: list[dict], names: ClassNames, *, 
     for c in confused:
         a, b = display_name(c["first"]), display_name(c["second"])
         pairs += [(b, a), (a, b)]
-    raw = generate_class_comparatives(llm, pairs, prompt="classes", max_tokens=80)
+    raw = generate_class_comparatives(llm, pairs, prompt="classes", max_tokens=80, device=device)
     records = []
     for n, rec in enumerate(raw, start=1):
         text = " ".join(str(rec.get("text") or "").split())

@@ -43,7 +43,7 @@ def distances_for(clip, records: list[dict], template: str = DEFAULT_TEMPLATE) -
 
 
 def distance(model, comparatives: str | Path, *, template: str = DEFAULT_TEMPLATE, dataset: str | None = None,
-             data_root: str | Path | None = None) -> dict:
+             data_root: str | Path | None = None, device: str | None = None) -> dict:
     """distances_for over a class comparatives JSONL; with `dataset`, every class it names must be in it."""
     names = None
     if dataset:
@@ -54,7 +54,7 @@ def distance(model, comparatives: str | Path, *, template: str = DEFAULT_TEMPLAT
         raise PcclipError(f"--template must contain one {{}} for the class name, got {template!r}")
     from pcclip_cli.models import clip_for
 
-    out = distances_for(clip_for(model), records, template)
+    out = distances_for(clip_for(model, device), records, template)
     out["comparatives"] = str(comparatives)
     if dataset:
         out["dataset"] = str(dataset)

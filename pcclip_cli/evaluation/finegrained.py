@@ -79,7 +79,7 @@ def _filtered(raw: Path, clean: Path, rules: Path) -> dict:
             "dropped": {r["rule"]: r["dropped"] for r in report["rules"] if r["dropped"]}}
 
 
-def _descriptions(opts: FinegrainedOptions, classes: list[str], progress) -> dict:
+def _descriptions(opts: FinegrainedOptions, classes: list[str], device, progress) -> dict:
     """`descriptions` per class from the LLM, appended to a resumable file shared by every model, then filtered."""
     from pcclip_cli.generation.run import generate_descriptions
 
@@ -88,11 +88,11 @@ def _descriptions(opts: FinegrainedOptions, classes: list[str], progress) -> dic
     # Four different descriptions from a real LLM need sampling; the oracle's are different by construction.
     temperature = 0.0 if opts.llm == "template" else 0.7
     generate_descriptions(opts.llm, classes, opts.descriptions, out=raw, temperature=temperature, seed=opts.seed,
-                          progress=progress)
+                          device=device, progress=progress)
     return _filtered(raw, texts / f"descriptions-{opts.llm}.clean.jsonl", world / "filter-classes.toml")
 
 
-def _class_comparatives(opts: FinegrainedOptions, confused: list[dict], progress) -> dict:
+def _class_comparatives(opts: FinegrainedOptions, confused: list[dict], device, progress) -> dict:
     """Comparatives for the confused pairs, both ways round, written whole (a model's own pairs only) and filtered."""
     from pcclip_cli.core.io import write_jsonl_atomic
     from pcclip_cli.data.datasets.base import display_name
@@ -103,7 +103,7 @@ def _class_comparatives(opts: FinegrainedOptions, confused: list[dict], progress
     for c in confused:
         a, b = display_name(c["first"]), display_name(c["second"])
         pairs += [(a, b), (b, a)]
-    records = generate_class_comparatives(opts.llm, pairs, seed=opts.seed, progress=progress)
+    records = generate_class_comparatives(opts.llm, pairs, seed=opts.seed, device=device, progress=progress)
     raw = texts / f"classes-{opts.name}-{opts.llm}.jsonl"
     write_jsonl_atomic(raw, records)
     return _filtered(raw, texts / f"classes-{opts.name}-{opts.llm}.clean.jsonl", world / "filter-classes.toml")
@@ -116,8 +116,9 @@ def _comparative_block(result: dict) -> dict:
             "touched_gain": c.get("touched_gain"), "paired": c["paired"]}
 
 
-def evaluate_finegrained(model, options: FinegrainedOptions, *, progress=None, warn=None) -> FinegrainedResult:
-    """Every number of the produce world's tables for one model (a SPEC or a LoadedClip)."""
+def evaluate_finegrained(model, options: FinegrainedOptions, *, device: str | None = None, progress=None,
+                         warn=None) -> FinegrainedResult:
+    """Every number of the produce world's tables for one model (a SPEC, loaded on `device`, or a LoadedClip)."""
     from pcclip_cli.data.comparatives import read_comparatives
     from pcclip_cli.models import clip_for
 
@@ -132,7 +133,7 @@ def evaluate_finegrained(model, options: FinegrainedOptions, *, progress=None, w
         raise PcclipError(f"{world} is not a produce world (no {CLASS_MANIFEST}); build one with "
                           "`pcclip data produce`")
     Path(opts.texts).mkdir(parents=True, exist_ok=True)
-    clip = clip_for(model)
+    clip = clip_for(model, device)
     summary: dict = {}
 
     zs = classify(clip, manifest, ClassifyOptions(top_k=opts.top_k), progress=progress, warn=warn)
@@ -142,7 +143,7 @@ def evaluate_finegrained(model, options: FinegrainedOptions, *, progress=None, w
                  **{f"top{k}": topk[f"top{k}"] for k in (1, 3, 5)}, "confused": confused}
     summary.update({f"zero_shot/top{k}": topk[f"top{k}"] for k in (1, 3, 5)})
 
-    desc_texts = _descriptions(opts, zs["classes"], progress)
+    desc_texts = _descriptions(opts, zs["classes"], device, progress)
     class_texts = {"descriptions": desc_texts}
     if desc_texts["kept"]:
         d = classify(clip, manifest, ClassifyOptions(descriptions=desc_texts["file"]), progress=progress,
@@ -160,7 +161,7 @@ def evaluate_finegrained(model, options: FinegrainedOptions, *, progress=None, w
     if not confused:
         comparative["skipped"] = dist["skipped"] = "the model confuses no class pair"
     else:
-        cmp_texts = class_texts["comparatives"] = _class_comparatives(opts, confused, progress)
+        cmp_texts = class_texts["comparatives"] = _class_comparatives(opts, confused, device, progress)
         if not cmp_texts["kept"]:
             comparative["skipped"] = dist["skipped"] = "the filter kept no class comparative"
     if "skipped" not in comparative:

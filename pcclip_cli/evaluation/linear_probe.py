@@ -70,7 +70,8 @@ def run_probe(clip, ds: Dataset, plan: ProbePlan, test_items: list[LabeledImage]
 
 def linear_probe_dataset(model, dataset: str | Path | Dataset, *, split: str | None = "test",
                          train_split: str = "train", val_fraction: float = 0.25, seed: int = 0,
-                         data_root: str | Path | None = None, progress=None, warn=None) -> dict:
+                         data_root: str | Path | None = None, device: str | None = None, progress=None,
+                         warn=None) -> dict:
     """The linear probe alone: fit on `train_split` (C chosen on its seeded validation part), test on `split`."""
     from pcclip_cli.models import clip_for
 
@@ -80,4 +81,4 @@ def linear_probe_dataset(model, dataset: str | Path | Dataset, *, split: str | N
     if not test_items:
         raise DataError(f"dataset {ds.source} has no labelled images in split {split!r}")
     plan = plan_probe(ds, names, split, train_split, val_fraction, seed)
-    return run_probe(clip_for(model), ds, plan, test_items, progress=progress, warn=warn)
+    return run_probe(clip_for(model, device), ds, plan, test_items, progress=progress, warn=warn)

@@ -8,13 +8,14 @@ from pcclip_cli.core.errors import DataError, PcclipError
 from pcclip_cli.data.records import OnError, collect_images
 
 
-def rank_images(model, inputs: list[str], attribute: str, *, on_error: OnError = OnError.stop, progress=None,
-                warn=None, templates=None) -> dict:
+def rank_images(model, inputs: list[str], attribute: str, *, on_error: OnError = OnError.stop,
+                device: str | None = None, progress=None, warn=None, templates=None) -> dict:
     """Order images (files, folders, manifests) by how much of `attribute` each shows.
 
     Two images get the paper's answer: "first" iff (g1 - g2).f(T) >= 0. More are sorted by g.f(T), which is the
     same rule for every pair at once (O(N) embeddings and one sort, never the N^2 pairs). f(T) is the prompt
-    ensemble of the attribute (data.attributes; `templates` names another template set or file).
+    ensemble of the attribute (data.attributes; `templates` names another template set or file). A SPEC `model`
+    loads on `device` (None: auto).
     """
     from pcclip_cli.clip.embeddings import embed_images
     from pcclip_cli.data.attributes import attribute_ensemble, ensemble_vector
@@ -31,7 +32,7 @@ def rank_images(model, inputs: list[str], attribute: str, *, on_error: OnError =
         if Path(attribute).exists():
             hint = f"; the last argument ({attribute}) is read as the attribute, so add the attribute after the images"
         raise PcclipError(f"rank needs at least two images, got {len(items)}{hint}")
-    clip = clip_for(model)
+    clip = clip_for(model, device)
     emb = embed_images(clip, [it.path for it in items], on_error=on_error, progress=progress, warn=warn)
     by_path = {str(p): i for i, p in enumerate(emb.paths)}
     kept = [it for it in items if str(it.path) in by_path]
@@ -62,7 +63,8 @@ def rank_images(model, inputs: list[str], attribute: str, *, on_error: OnError =
 
 
 def run_rank_task(model, task_path: str | Path, *, seeds: int = 5, pairs: int = 100, seed: int = 0,
-                  data_root: str | Path | None = None, progress=None, warn=None, examples: int = 5) -> dict:
+                  data_root: str | Path | None = None, device: str | None = None, progress=None, warn=None,
+                  examples: int = 5) -> dict:
     """Difference-based classification (paper §4.2): accuracy over `pairs` trials per seed, mean ± SE over seeds."""
     from pcclip_cli.clip.embeddings import embed_images
     from pcclip_cli.data.tasks import check_seeds, load_task, sample_trials
@@ -72,7 +74,7 @@ def run_rank_task(model, task_path: str | Path, *, seeds: int = 5, pairs: int = 
 
     check_seeds(seeds, pairs)
     task = load_task(task_path, data_root)
-    clip = clip_for(model)
+    clip = clip_for(model, device)
     seed_list = [seed + k for k in range(seeds)]
     drawn = {s: sample_trials(task, s, pairs) for s in seed_list}
     needed = sorted({i for trials, _ in drawn.values() for t in trials for i in (t.first, t.second)})

@@ -101,11 +101,12 @@ class SuiteResult:
         return {k: getattr(self, k) for k in self._ORDER if getattr(self, k) is not None}
 
 
-def run_suite(model, options: SuiteOptions, *, progress=None, warn=None) -> SuiteResult:
-    """Run the whole suite for one model and return every number (see docs/evaluation.md)."""
+def run_suite(model, options: SuiteOptions, *, device: str | None = None, progress=None, warn=None) -> SuiteResult:
+    """Run the whole suite for one model and return every number (see docs/evaluation.md). A SPEC `model` and
+    the suite's LLM load on `device` (None: auto)."""
     if options.suite == Suite.shapes:
-        return _shapes_suite(model, options, progress, warn)
-    return _paper_suite(model, options, progress, warn)
+        return _shapes_suite(model, options, device, progress, warn)
+    return _paper_suite(model, options, device, progress, warn)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -136,14 +137,14 @@ def _task_hashes(paths: list[Path]) -> dict:
     return {p.stem: {"file": str(p), "sha256": sha256_file(p)} for p in paths}
 
 
-def _shapes_suite(model, options: SuiteOptions, progress, warn) -> SuiteResult:
+def _shapes_suite(model, options: SuiteOptions, device, progress, warn) -> SuiteResult:
     from pcclip_cli.data.datasets.base import load_dataset
     from pcclip_cli.models import clip_for
 
     from .ranking import order_concordance, run_rank_task
 
     root, world = _shapes_world(options)
-    clip = clip_for(model)
+    clip = clip_for(model, device)
     task_paths = [root / "tasks" / f"{t}.toml" for t in SHAPES_TASKS]
     rank = [run_rank_task(clip, p, seeds=options.seeds, pairs=options.pairs, seed=options.seed, progress=progress)
             for p in task_paths]
@@ -156,7 +157,8 @@ def _shapes_suite(model, options: SuiteOptions, progress, warn) -> SuiteResult:
     llm = options.llm or "template"
     for name in SHAPES_CLASS_SETS:
         manifest = root / "classes" / f"{name}.jsonl"
-        classify_results[name], distance = _classify_set(clip, manifest, name, llm, options, progress, warn)
+        classify_results[name], distance = _classify_set(clip, manifest, name, llm, options, device, progress,
+                                                         warn)
         if distance:
             distances[name] = distance
     geometry = caption_geometry(clip, root / "captions.jsonl", "test", progress=progress, warn=warn)
@@ -214,7 +216,7 @@ def _probe(clip, ds, options: SuiteOptions, progress, warn) -> dict:
         return {"skipped": str(exc)}
 
 
-def _classify_set(clip, manifest: Path, name: str, llm: str, options: SuiteOptions, progress, warn):
+def _classify_set(clip, manifest: Path, name: str, llm: str, options: SuiteOptions, device, progress, warn):
     """Zero-shot with the template, comparative prompting on its top-k confused pairs, and distance on those
     comparatives; then descriptions with EX2-style selection (scored on train, evaluated on test)."""
     from pcclip_cli.core.io import write_jsonl_atomic
@@ -226,10 +228,10 @@ def _classify_set(clip, manifest: Path, name: str, llm: str, options: SuiteOptio
     ds = load_dataset(manifest)
     common = dict(top_k=options.top_k, alpha=options.alpha, split="test")
     with tempfile.TemporaryDirectory(prefix="pcclip-suite-") as tmp:
-        result = classify(clip, ds, ClassifyOptions(**common, comparative="auto", llm=llm), progress=progress,
-                          warn=warn)
+        result = classify(clip, ds, ClassifyOptions(**common, comparative="auto", llm=llm), device=device,
+                          progress=progress, warn=warn)
         desc_file = Path(tmp) / "descriptions.jsonl"
-        write_jsonl_atomic(desc_file, _descriptions(llm, ds.classes, options.descriptions))
+        write_jsonl_atomic(desc_file, _descriptions(llm, ds.classes, options.descriptions, device))
         described = classify(clip, ds, ClassifyOptions(**common, descriptions=str(desc_file),
                                                        select_descriptions=options.keep, score_split="train"),
                              progress=progress, warn=warn)
@@ -245,17 +247,17 @@ def _classify_set(clip, manifest: Path, name: str, llm: str, options: SuiteOptio
     return result, distance
 
 
-def _descriptions(llm: str, classes: list[str], n: int) -> list[dict]:
+def _descriptions(llm: str, classes: list[str], n: int, device: str | None) -> list[dict]:
     from pcclip_cli.generation.run import generate_descriptions
 
-    recs = generate_descriptions(llm, classes, n)
+    recs = generate_descriptions(llm, classes, n, device=device)
     return [{"kind": "descriptions", "first": r["first"], "text": r["text"]} for r in recs if r.get("text")]
 
 
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _paper_suite(model, options: SuiteOptions, progress, warn) -> SuiteResult:
+def _paper_suite(model, options: SuiteOptions, device, progress, warn) -> SuiteResult:
     from pcclip_cli.data.datasets.base import load_dataset
     from pcclip_cli.data.tasks import load_task
     from pcclip_cli.models import clip_for
@@ -289,14 +291,14 @@ def _paper_suite(model, options: SuiteOptions, progress, warn) -> SuiteResult:
     for s in skipped_tasks + skipped_sets:
         if warn:
             warn(f"skipping {s.get('name') or s.get('dataset')}: {s['skipped']}")
-    clip = clip_for(model)
+    clip = clip_for(model, device)
     rank = [run_rank_task(clip, p, seeds=options.seeds, pairs=options.pairs, seed=options.seed,
                           data_root=options.data_root, progress=progress) for p in runnable]
     classify_results, distances = {}, {}
     for name, ds in datasets.items():
         opts = ClassifyOptions(top_k=options.top_k, alpha=options.alpha,
                                comparative="auto" if options.llm else None, llm=options.llm)
-        classify_results[name] = classify(clip, ds, opts, progress=progress, warn=warn)
+        classify_results[name] = classify(clip, ds, opts, device=device, progress=progress, warn=warn)
         if options.linear_probe:
             classify_results[name]["linear_probe"] = _probe(clip, ds, options, progress, warn)
         records = (classify_results[name].get("comparative") or {}).get("records")

@@ -281,8 +281,9 @@ class Job:
         return result
 
 
-def prepare(cfg: GenerateConfig) -> Job:
-    """Everything that can fail on bad input, before the first LLM call: prompt, items, output file, model."""
+def prepare(cfg: GenerateConfig, *, device: str | None = None) -> Job:
+    """Everything that can fail on bad input, before the first LLM call: prompt, items, output file, model (loaded
+    on `device` by the backends that run on one; None: auto)."""
     from pcclip_cli.llm.registry import get_llm, resolve, text_identity
 
     from .prompts import DEFAULT_PROMPT, load_prompt
@@ -307,13 +308,13 @@ def prepare(cfg: GenerateConfig) -> Job:
         with output_lock(cfg.out):  # another run may be mid-record: never cut its line
             repaired, removed, _ = _open_output(Path(cfg.out), _run_settings(cfg.kind.value, name, backend, prompt,
                                                                        recorded))
-    llm = get_llm(cfg.llm, **cfg.backend_options)
+    llm = get_llm(cfg.llm, device=device, **cfg.backend_options)
     return Job(cfg, plan, prompt, params, recorded, llm, repaired, removed)
 
 
-def generate(cfg: GenerateConfig, progress=None) -> GenerationResult:
+def generate(cfg: GenerateConfig, progress=None, *, device: str | None = None) -> GenerationResult:
     """`pcclip generate`: build the plan, load the LLM, and append the missing records to cfg.out."""
-    return prepare(cfg).run(progress)
+    return prepare(cfg, device=device).run(progress)
 
 
 def _records_for(out: Path, keys: list[str]) -> list[dict]:
@@ -326,7 +327,8 @@ def _records_for(out: Path, keys: list[str]) -> list[dict]:
 
 
 def _library_run(llm_name: str, requests: list[Request], kind: str, prompt_spec: str, max_tokens: int,
-                 temperature: float, seed: int, out: Path | None, backend_opts: dict, progress=None) -> list[dict]:
+                 temperature: float, seed: int, out: Path | None, backend_opts: dict, device: str | None,
+                 progress=None) -> list[dict]:
     from pcclip_cli.llm.registry import get_llm, text_identity
 
     from .prompts import load_prompt
@@ -336,7 +338,7 @@ def _library_run(llm_name: str, requests: list[Request], kind: str, prompt_spec:
     recorded.update(text_identity(llm_name, backend_opts))
     rendered = [_render_request(r, prompt) for r in requests]
     plan = Plan(len(rendered), lambda: iter(rendered), f"{len(rendered)} items")
-    llm = get_llm(llm_name, **backend_opts)
+    llm = get_llm(llm_name, device=device, **backend_opts)
     try:
         summary = run_plan(plan, llm, prompt, params, recorded, out, kind=kind, progress=progress,
                            collect=out is None)
@@ -358,7 +360,7 @@ def _render_request(req: Request, prompt) -> Request:
 
 def generate_class_comparatives(llm: str, pairs: Iterable[tuple[str, str]], *, prompt: str = "classes",
                                 max_tokens: int = 80, temperature: float = 0.0, out: Path | None = None,
-                                seed: int = 0, progress=None, **backend_opts) -> list[dict]:
+                                seed: int = 0, device: str | None = None, progress=None, **backend_opts) -> list[dict]:
     """Texts saying how class `first` differs visually from `second`, one record per pair, in the given order.
 
     With `out`, records are appended there and pairs already in it are not generated again (the same resumable
@@ -369,12 +371,13 @@ def generate_class_comparatives(llm: str, pairs: Iterable[tuple[str, str]], *, p
         if not a or not b or a == b:
             raise PcclipError(f"bad class pair ({a!r}, {b!r}): two different, non-empty class names are needed")
     reqs = [Request(pair_key(a, b), "", "classes", a, b) for a, b in unique]
-    return _library_run(llm, reqs, "classes", prompt, max_tokens, temperature, seed, out, backend_opts, progress)
+    return _library_run(llm, reqs, "classes", prompt, max_tokens, temperature, seed, out, backend_opts, device,
+                        progress)
 
 
 def generate_descriptions(llm: str, classes: Iterable[str], n: int = 1, *, prompt: str = "descriptions",
                           max_tokens: int = 80, temperature: float = 0.0, out: Path | None = None, seed: int = 0,
-                          progress=None, **backend_opts) -> list[dict]:
+                          device: str | None = None, progress=None, **backend_opts) -> list[dict]:
     """`n` extended descriptions per class (App. C.3), records in class order then index order."""
     if n < 1:
         raise PcclipError(f"n must be at least 1, got {n}")
@@ -383,4 +386,4 @@ def generate_descriptions(llm: str, classes: Iterable[str], n: int = 1, *, promp
         raise PcclipError("generate_descriptions needs at least one non-empty class name")
     reqs = [Request(description_key(c, k), "", "descriptions", c, None, n=k) for c in names for k in range(n)]
     return _library_run(llm, reqs, "descriptions", prompt, max_tokens, temperature, seed, out, backend_opts,
-                        progress)
+                        device, progress)

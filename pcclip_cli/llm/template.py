@@ -68,10 +68,6 @@ class TemplateLLM(LLM):
     options_class = TemplateOptions
     text_options = ("relations",)
 
-    def __init__(self, name: str, target: str, **opts):
-        super().__init__(name, target)
-        self.options = self.check_options(opts)
-
     def complete(self, requests: list[Request], params: Params) -> list[Completion]:
         out = []
         for req in requests:

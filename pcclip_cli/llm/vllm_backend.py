@@ -54,8 +54,7 @@ class VLLMLLM(LLM):
     text_options = ("dtype", "chat")
 
     def __init__(self, name: str, target: str, **opts):
-        super().__init__(name, target)
-        self.options = self.check_options(opts)
+        super().__init__(name, target, **opts)
         vllm = import_vllm()
         key = (target, self.options.dtype, self.options.tensor_parallel, self.options.max_model_len,
                self.options.gpu_memory_utilization)

@@ -41,10 +41,11 @@ def gpu_available(faiss_module=None) -> bool:
         return False
 
 
-def choose_backend(use_gpu: bool | None = None) -> str:
-    """'gpu' or 'cpu'. use_gpu=None follows $PCCLIP_DEVICE (cpu forces CPU) and what is present; True insists."""
+def choose_backend(use_gpu: bool | None = None, *, device: str | None = None) -> str:
+    """'gpu' or 'cpu'. use_gpu=None follows the device choice (`device`, None: auto, see core.device; cpu forces
+    the CPU path) and what this faiss build can do; True insists on the GPU, False keeps to the CPU."""
     if use_gpu is None:
-        use_gpu = device_choice() != "cpu"
+        use_gpu = device_choice(device) != "cpu"
         return "gpu" if use_gpu and gpu_available() else "cpu"
     if use_gpu and not gpu_available():
         raise PcclipError("a faiss GPU index was asked for but this faiss build has no GPU support or sees no GPU; "

@@ -143,15 +143,16 @@ def build_index(images: list[str | Path], out: str | Path, *, model: str | None 
         if old is not None:
             index_spec = dict(old.manifest["index"])
             faiss_index = old.index
-            backend = choose_backend()
+            backend = choose_backend(device=device)
             if len(vectors):
-                faiss_index = add_to_faiss(faiss_index, vectors)
+                faiss_index = add_to_faiss(faiss_index, vectors, device=device)
             old.close()
         else:
             chosen = auto_index_type(len(vectors), target_recall) if kind == IndexType.auto else kind
             index_spec = {"type": chosen.value, "chosen": "auto" if kind == IndexType.auto else "user",
                           "params": index_params(chosen, len(vectors))}
-            faiss_index, backend = make_faiss_index(chosen, clip.embed_dim, index_spec["params"], vectors)
+            faiss_index, backend = make_faiss_index(chosen, clip.embed_dim, index_spec["params"], vectors,
+                                                    device=device)
         t_index = time.perf_counter() - t1
         if progress:
             progress(len(fresh), len(fresh), stage="tuning")

@@ -51,15 +51,17 @@ def _world_for(spec: DefaultIndexSpec, clip) -> Path:
     return world
 
 
-def ensure_default_index(spec: DefaultIndexSpec | None = None, *, notify=None, progress=None) -> Path:
-    """The default index's directory, built (with a notice) when missing or made with another image tower."""
+def ensure_default_index(spec: DefaultIndexSpec | None = None, *, device: str | None = None, notify=None,
+                         progress=None) -> Path:
+    """The default index's directory, built (with a notice) when missing or made with another image tower; the
+    model loads on `device` (None: auto)."""
     from pcclip_cli.models import load_clip
 
     from .build import build_index
 
     spec = spec or DEFAULT_INDEX
     out = default_index_dir(spec)
-    clip = load_clip(spec.model)
+    clip = load_clip(spec.model, device)
     manifest = out / MANIFEST_FILE
     if manifest.exists():
         try:
@@ -75,5 +77,5 @@ def ensure_default_index(spec: DefaultIndexSpec | None = None, *, notify=None, p
     if notify:
         notify(f"building the default index ({why}): the {spec.split} images of the shapes world {world} "
                f"under {spec.model}; cached in {out}")
-    build_index([world / f"captions-{spec.split}.jsonl"], out, model=spec.model, progress=progress)
+    build_index([world / f"captions-{spec.split}.jsonl"], out, model=spec.model, device=device, progress=progress)
     return out

@@ -41,7 +41,7 @@ def index_params(kind: IndexType, count: int) -> dict:
     return {}
 
 
-def make_faiss_index(kind: IndexType, dim: int, params: dict, vectors):
+def make_faiss_index(kind: IndexType, dim: int, params: dict, vectors, *, device: str | None = None):
     """A CPU faiss index holding `vectors` and the backend that built it (trains and adds on a GPU if present)."""
     import numpy as np
 
@@ -60,7 +60,7 @@ def make_faiss_index(kind: IndexType, dim: int, params: dict, vectors):
     else:
         index = faiss.IndexHNSWFlat(dim, params["m"], metric)
         index.hnsw.efConstruction = params["ef_construction"]
-    if choose_backend() == "gpu" and kind != IndexType.hnsw:
+    if choose_backend(device=device) == "gpu" and kind != IndexType.hnsw:
         res = faiss.StandardGpuResources()
         gpu = faiss.index_cpu_to_gpu(res, 0, index)
         if kind == IndexType.ivf:
@@ -73,9 +73,9 @@ def make_faiss_index(kind: IndexType, dim: int, params: dict, vectors):
     return index, "cpu"
 
 
-def add_to_faiss(index, vectors):
+def add_to_faiss(index, vectors, *, device: str | None = None):
     faiss = import_faiss()
-    if choose_backend() == "gpu" and not isinstance(index, faiss.IndexHNSW):
+    if choose_backend(device=device) == "gpu" and not isinstance(index, faiss.IndexHNSW):
         res = faiss.StandardGpuResources()
         gpu = faiss.index_cpu_to_gpu(res, 0, index)
         gpu.add(vectors)

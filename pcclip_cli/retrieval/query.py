@@ -101,8 +101,8 @@ def retrieve(index_dir: str | Path | None, query: Query, *, k: int = 10, model: 
     if index_dir is None:
         from .default_index import ensure_default_index
 
-        index_dir = ensure_default_index(notify=notify)
-    index = load_index(index_dir)
+        index_dir = ensure_default_index(notify=notify, device=device)
+    index = load_index(index_dir, device=device)
     try:
         clip = model_for_index(index, model, device)
         vec, info = query_vector(clip, query, warn=warn)

@@ -64,13 +64,13 @@ def connect(address: str | None):
 class _Embedder:
     """One CLIP image tower per Ray worker, loaded once; embeds a batch of paths."""
 
-    def __init__(self, spec: str, on_error: str):
+    def __init__(self, spec: str, on_error: str, device: str | None = None):
         import torch
 
         from pcclip_cli.models import load_clip
 
         torch.set_num_threads(1)  # one worker per CPU: torch's own threads would fight each other
-        self.clip = load_clip(spec, None)
+        self.clip = load_clip(spec, device)
         self.on_error = on_error
 
     def __call__(self, batch: dict) -> dict:
@@ -98,8 +98,9 @@ class _Embedder:
 
 
 def embed_ray(spec: str, items, shards, shard_size: int, *, batch_size: int, on_error: OnError, embed_dim: int,
-              workers: int | None = None, progress=None) -> dict:
-    """Embed the unfinished shards' images on Ray Data; write each shard once all its images are back."""
+              workers: int | None = None, device: str | None = None, progress=None) -> dict:
+    """Embed the unfinished shards' images on Ray Data; write each shard once all its images are back. Each
+    worker loads the model on `device` (the driver's choice as given, resolved in the worker)."""
     import numpy as np
 
     from .shards import shard_rows_for, write_shard
@@ -114,7 +115,8 @@ def embed_ray(spec: str, items, shards, shard_size: int, *, batch_size: int, on_
     ctx.execution_options.preserve_order = True
     workers = workers or max(1, int(ray.available_resources().get("CPU", 1)))
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // max(1, batch_size), 4 * workers)))
-    ds = ds.map_batches(_Embedder, fn_constructor_kwargs={"spec": spec, "on_error": OnError(on_error).value},
+    ds = ds.map_batches(_Embedder, fn_constructor_kwargs={"spec": spec, "on_error": OnError(on_error).value,
+                                                           "device": device},
                         batch_size=batch_size, num_cpus=1, concurrency=workers, batch_format="numpy")
     pending: dict[int, dict[int, tuple]] = {s.index: {} for s in todo}
     by_index = {s.index: s for s in todo}

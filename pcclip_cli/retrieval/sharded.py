@@ -45,9 +45,11 @@ def build_sharded_index(images: list[str | Path], out: str | Path, *, embeddings
                         model: str | None = None, engine: Engine | str = Engine.local,
                         ray_address: str | None = None, shard_size: int = DEFAULT_SHARD_SIZE,
                         batch_size: int = 64, on_error: OnError | str = OnError.stop, target_recall=None,
-                        max_latency_ms=None, nlist: int | None = None, progress=None, warn=None) -> dict:
+                        max_latency_ms=None, nlist: int | None = None, device: str | None = None, progress=None,
+                        warn=None) -> dict:
     """Embed `images` into shards under `embeddings` (default OUT.embeddings beside the index; finished shards
-    are kept, so a rerun after a kill embeds only the rest), then build the on-disk IVF index at `out`."""
+    are kept, so a rerun after a kill embeds only the rest), then build the on-disk IVF index at `out`. The model
+    runs on `device` (None: auto), here or in each Ray worker, which is handed the same choice."""
     from pcclip_cli.models import SHAPES_MODEL, load_clip
 
     from .build import model_record
@@ -75,7 +77,7 @@ def build_sharded_index(images: list[str | Path], out: str | Path, *, embeddings
         from .ray_engine import connect
 
         connect(ray_address)  # an unreachable cluster fails before the model is loaded
-    clip = load_clip(spec, None)
+    clip = load_clip(spec, device)
     record = model_record(clip)
     shards = open_plan(embeddings, count=len(unique), shard_size=shard_size,
                        digest=inputs_digest([str(it.path) for it in unique]), model=record)
@@ -84,7 +86,7 @@ def build_sharded_index(images: list[str | Path], out: str | Path, *, embeddings
         from .ray_engine import embed_ray
 
         counts = embed_ray(spec, unique, shards, shard_size, batch_size=batch_size, on_error=on_error,
-                           embed_dim=clip.embed_dim, progress=progress)
+                           embed_dim=clip.embed_dim, device=device, progress=progress)
     else:
         counts = embed_local(clip, unique, shards, shard_size, batch_size=batch_size, on_error=on_error,
                              progress=progress, warn=warn)

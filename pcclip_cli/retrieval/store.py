@@ -126,8 +126,9 @@ def read_manifest(index_dir: str | Path) -> dict:
     return manifest
 
 
-def load_index(index_dir: str | Path, *, use_gpu: bool | None = None) -> LoadedIndex:
-    """Open an index for searching; checks that its three files agree with each other."""
+def load_index(index_dir: str | Path, *, use_gpu: bool | None = None, device: str | None = None) -> LoadedIndex:
+    """Open an index for searching, on faiss's GPU path when `device` allows it and this build has one (see
+    backend.choose_backend); checks that its three files agree with each other."""
     root = Path(index_dir)
     recover(root)
     manifest = read_manifest(root)
@@ -146,7 +147,7 @@ def load_index(index_dir: str | Path, *, use_gpu: bool | None = None) -> LoadedI
         raise IndexFileError(f"{root} is inconsistent: {VECTORS_FILE} holds {index.ntotal} x {index.d} but the manifest "
                              f"says {manifest['count']} x {manifest['dim']}; rebuild the index")
     apply_search_params(index, manifest["index"])
-    backend = choose_backend(use_gpu)
+    backend = choose_backend(use_gpu, device=device)
     loaded = LoadedIndex(root, manifest, index, "cpu")
     on_disk = manifest["index"].get("storage") == "on-disk"  # mapped lists stay on the CPU
     if backend == "gpu" and manifest["index"]["type"] != IndexType.hnsw.value and not on_disk:  # no GPU HNSW

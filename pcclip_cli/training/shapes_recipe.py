@@ -128,10 +128,10 @@ def _file_lock(path: Path):
 
 
 def train_shapes_base(target_dir: str | Path, progress=None, *, recipe: ShapesRecipe | None = None,
-                      world_dir: str | Path | None = None) -> Path:
+                      world_dir: str | Path | None = None, device: str | None = None) -> Path:
     """Train the shapes base model into `target_dir` (atomically: a temp dir beside it, renamed at the end),
     unless it is already there. Builds or reuses the shapes world; measures zero-shot accuracy on its test
-    split and records it, with the wall time, in pcclip.json's metrics."""
+    split and records it, with the wall time, in pcclip.json's metrics. It trains on `device` (None: auto)."""
     recipe = recipe or ShapesRecipe()
     target = Path(target_dir)
     with _file_lock(target.parent / f".{target.name}.lock"):
@@ -142,7 +142,7 @@ def train_shapes_base(target_dir: str | Path, progress=None, *, recipe: ShapesRe
                               recipe.world)
         with build_dir(target) as run:
             cfg = recipe.train_config(world / "captions.jsonl", run)
-            result = Trainer(cfg, from_architecture(recipe.arch, resolve_device(None)), progress=progress).fit()
+            result = Trainer(cfg, from_architecture(recipe.arch, resolve_device(device)), progress=progress).fit()
             scores = zero_shot_scores(load_checkpoint(run, "cpu"), world, *(
                 (("produce", "colour", "size", "shape", "pattern"),) if recipe.world == "produce" else ()))
             update_checkpoint_meta(run, metrics={"zero_shot_test": scores,
@@ -153,11 +153,11 @@ def train_shapes_base(target_dir: str | Path, progress=None, *, recipe: ShapesRe
     return target
 
 
-def ensure_shapes_model(name: str = SHAPES_MODEL, progress=None) -> Path:
-    """The cached shapes model `name`, trained on first use."""
+def ensure_shapes_model(name: str = SHAPES_MODEL, progress=None, *, device: str | None = None) -> Path:
+    """The cached shapes model `name`, trained on first use (on `device`; None: auto)."""
     target = shapes_model_dir(name)
     if (target / META_FILE).exists():
         return target
     notify(f"training {name} on first use (a few minutes on 2 CPU cores, once; {describe_recipe(name)}); "
            f"it is cached in {target}")
-    return train_shapes_base(target, progress=progress, recipe=RECIPES[name])
+    return train_shapes_base(target, progress=progress, recipe=RECIPES[name], device=device)
