@@ -85,8 +85,18 @@ def test_align_runs_resumes_and_is_a_no_op_when_done(cli, world, tiny_llm, promp
     assert [r["step"] for r in rows] == [1, 2, 3]
     assert all(np.isfinite(r["reward"]) for r in rows)
     assert summary["reward_last"] == pytest.approx(rows[-1]["reward"])
+    # Each row names its step's concepts and their mean rewards; equal groups: the step's reward is their mean.
+    for r in rows:
+        assert set(r["concepts"]) <= set(summary["concepts"]) and r["concepts"]
+        assert r["reward"] == pytest.approx(np.mean(list(r["concepts"].values())), abs=1e-4)
+    from pcclip_cli.alignment.run import same_concept_gain
+
+    assert (summary["reward_gain_same_concepts"], summary["concepts_seen_twice"]) == same_concept_gain(rows)
+    assert same_concept_gain([{"concepts": {"a": 0.1, "b": 0.5}}, {"concepts": {"a": 0.3}},
+                              {"concepts": {"a": 0.2, "b": 0.4}}]) == (0.0, 2)
     assert summary["held_out"]["split"] == "test"
     assert (out / "model" / "config.json").exists()
+    assert (out / "reward.png").read_bytes()[:4] == b"\x89PNG"  # the reward curve beside metrics.jsonl
 
     again = cli(*_align_args(world, out, tiny_llm, prompt_file))
     assert again.code == 0 and again.json()["already_done"] is True
@@ -123,3 +133,9 @@ def test_align_refuses_changed_settings_and_bad_input(cli, world, tiny_llm, prom
     assert_clean_error(cli(*_align_args(world, tmp_path / "r4", "template", prompt_file)), "template")
     assert_clean_error(cli(*_align_args(world, tmp_path / "r5", tiny_llm, prompt_file, "--generations", "1")),
                        "--generations")
+
+    # A reward model that embeds text only (the LLM's own directory given as --model): one line, nothing written.
+    text_only = [a if a != "pcclip-micro" else tiny_llm for a in _align_args(world, tmp_path / "r6", tiny_llm,
+                                                                             prompt_file)]
+    assert_clean_error(cli(*text_only), "cannot embed images")
+    assert not (tmp_path / "r6").exists()

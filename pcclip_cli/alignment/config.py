@@ -17,11 +17,14 @@ class AlignConfig:
     prompt: str = "descriptions"  # a descriptions prompt (shipped name or file) with {class_name}
     train_split: str = "train"  # the reward's images
     eval_split: str = "test"  # held-out images for the aligned-vs-unaligned reward check
-    steps: int = 40  # optimiser steps
-    concepts_per_step: int = 4  # prompts (concepts) per step
+    # The defaults fit the 30-minute budget of a 2-core CPU with SmolLM2-135M (docs/ex2.md, "Default settings"):
+    # a step costs about 8.5 CPU-seconds per sampled description of 32 tokens, so 30 steps of 2 x 4 descriptions of
+    # 24 tokens; the learning rate is raised to make up for the fewer updates.
+    steps: int = 30  # optimiser steps
+    concepts_per_step: int = 2  # prompts (concepts) per step
     generations: int = 4  # descriptions sampled per concept and step: GRPO's group
-    max_new_tokens: int = 32  # length of a sampled description
-    lr: float = 1e-5  # Adam learning rate of the policy
+    max_new_tokens: int = 24  # length of a sampled description
+    lr: float = 3e-5  # Adam learning rate of the policy
     beta: float = 0.04  # weight of the KL penalty to the reference (unaligned) LLM
     temperature: float = 1.0  # sampling temperature during training and the held-out check
     save_every: int = 10  # checkpoint every N steps (resume point)

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import sys
+import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from pcclip_cli.core.io import write_text_atomic
 from .config import AlignConfig
 
 METRICS_FILE = "metrics.jsonl"
+CURVE_FILE = "reward.png"  # the reward curve, drawn from metrics.jsonl at the end of a run
 SUMMARY_FILE = "align.json"
 MODEL_DIR = "model"
 CHECKPOINTS_DIR = "checkpoints"
@@ -47,6 +49,10 @@ class AlignResult:
     resumed_from: int | None = None
     already_done: bool = False
     config: dict = field(default_factory=dict)
+    # The logged mean reward mixes concepts whose rewards differ in level, so it moves with which concepts a step
+    # drew; this is the mean over concepts drawn at least twice of (last step's reward - first step's reward).
+    reward_gain_same_concepts: float | None = None
+    concepts_seen_twice: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -81,6 +87,20 @@ def policy_source(name: str) -> tuple[str, dict]:
     if path.exists() and not (path / "config.json").exists():
         raise DataError(f"--llm {name}: {path} is not a transformers model directory (no config.json)")
     return (str(path.resolve()) if path.exists() else target), {}
+
+
+def reward_model_spec(spec: str) -> str:
+    """`spec` unchanged, or the error for a model that only reads text (a transformers LLM or sentence-encoder
+    directory given as --model): the reward embeds the concept's images, so it needs a CLIP model."""
+    from pcclip_cli.clip.spec import SpecKind, parse_spec
+
+    parsed = parse_spec(spec)
+    if (parsed.kind == SpecKind.checkpoint and parsed.path.is_dir() and (parsed.path / "config.json").exists()
+            and not (parsed.path / "pcclip.json").exists()):
+        raise DataError(f"--model {spec} is a transformers model directory that embeds text only; it cannot embed "
+                        "images, and the reward needs a CLIP model with an image tower (a pcclip checkpoint, "
+                        "shapes-clip or an open_clip SPEC)")
+    return spec
 
 
 def _materialise_policy(name: str) -> str:
@@ -176,19 +196,20 @@ def align(cfg: AlignConfig, *, device: str | None = None, progress=None, warn=No
     done = _check_out(cfg, out)
     if done is not None:
         return done
-    out.mkdir(parents=True, exist_ok=True)
-    if not os.access(out, os.W_OK):
-        raise DataError(f"--out {out} is not writable")
-    write_text_atomic(out / "config.json", json.dumps(cfg.identity(), indent=2, sort_keys=True) + "\n")
 
     from pcclip_cli.models import load_clip
 
     from .reward import concept_images, description_rewards
 
-    clip = load_clip(cfg.model, device)
+    # The reward model is checked before the run directory is made: a wrong --model leaves nothing behind.
+    clip = load_clip(reward_model_spec(cfg.model), device)
     if getattr(clip.model, "visual", None) is None or not hasattr(clip.model, "encode_image"):
         raise PcclipError(f"--model {cfg.model} cannot embed images; the reward needs a CLIP model with an image "
                           "tower")
+    out.mkdir(parents=True, exist_ok=True)
+    if not os.access(out, os.W_OK):
+        raise DataError(f"--out {out} is not writable")
+    write_text_atomic(out / "config.json", json.dumps(cfg.identity(), indent=2, sort_keys=True) + "\n")
     train_images = concept_images(clip, dataset, cfg.train_split, warn=warn)
     eval_images = (concept_images(clip, dataset, cfg.eval_split, warn=warn)
                    if cfg.eval_descriptions and cfg.eval_split in dataset.splits else None)
@@ -199,30 +220,51 @@ def align(cfg: AlignConfig, *, device: str | None = None, progress=None, warn=No
     prompts = {c: prompt.render(class_name=c) for c in train_images.concepts}
     stops = tuple(prompt.stop)
 
+    step_rewards: dict[str, float] = {}  # concept -> mean reward of the last batch (logged with its step)
+
     def reward(prompts, completions, concept, **_):
         texts = [_first_line(c, stops) for c in completions]
-        return [float(r) for r in description_rewards(clip, texts, list(concept), train_images)]
+        values = [float(r) for r in description_rewards(clip, texts, list(concept), train_images)]
+        step_rewards.clear()
+        for c in dict.fromkeys(concept):
+            mine = [v for v, k in zip(values, concept, strict=True) if k == c]
+            step_rewards[c] = round(sum(mine) / len(mine), 5)
+        return values
 
     reward.__name__ = "ex2_cosine"
     metrics = out / METRICS_FILE
     checkpoint, resumed = _latest_checkpoint(out / CHECKPOINTS_DIR)
     _keep_metrics_until(metrics, resumed)
-    _train(cfg, policy, prompts, reward, out, checkpoint, metrics, clip.device, progress)
+    _train(cfg, policy, prompts, reward, out, checkpoint, metrics, clip.device, progress, step_rewards)
 
     rows = [json.loads(line) for line in metrics.read_text(encoding="utf-8").splitlines() if line.strip()]
     rewards = [r["reward"] for r in rows if "reward" in r]
+    from pcclip_cli.evaluation.report import plot_reward_curve
+
+    plot_reward_curve(rows, out / CURVE_FILE, title=f"{cfg.llm} aligned to {cfg.model}")
+    gain, twice = same_concept_gain(rows)
     held = None
     if eval_images is not None:
         held = _held_out(cfg, policy, out / MODEL_DIR, prompts, stops, clip, eval_images, clip.device)
     result = AlignResult(out=str(out), model_dir=str(out / MODEL_DIR), steps=cfg.steps,
                          concepts=train_images.concepts, reward_first=rewards[0] if rewards else None,
                          reward_last=rewards[-1] if rewards else None, held_out=held, resumed_from=resumed,
-                         config=cfg.to_dict())
+                         config=cfg.to_dict(), reward_gain_same_concepts=gain, concepts_seen_twice=twice)
     write_text_atomic(out / SUMMARY_FILE, json.dumps(result.to_dict(), indent=2) + "\n")
     return result
 
 
-def _train(cfg, policy, prompts, reward, out, checkpoint, metrics, device, progress):
+def same_concept_gain(rows: list[dict]) -> tuple[float | None, int]:
+    """(mean over concepts drawn in two or more logged steps of last minus first reward, how many concepts)."""
+    seen: dict[str, list[float]] = {}
+    for row in rows:
+        for c, v in (row.get("concepts") or {}).items():
+            seen.setdefault(c, []).append(v)
+    gains = [v[-1] - v[0] for v in seen.values() if len(v) >= 2]
+    return (round(sum(gains) / len(gains), 5) if gains else None), len(gains)
+
+
+def _train(cfg, policy, prompts, reward, out, checkpoint, metrics, device, progress, step_rewards):
     import datasets
     from transformers import AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -233,12 +275,16 @@ def _train(cfg, policy, prompts, reward, out, checkpoint, metrics, device, progr
             for i in range(cfg.steps * cfg.concepts_per_step)]
     train = datasets.Dataset.from_list(rows)
 
+    started = time.monotonic()
+
     class Log(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kw):
             if not logs or "reward" not in logs:
                 return
+            # seconds: wall time since this process began training (a resumed run starts again from 0).
             row = {"step": state.global_step, "reward": logs.get("reward"), "reward_std": logs.get("reward_std"),
-                   "kl": logs.get("kl"), "loss": logs.get("loss")}
+                   "kl": logs.get("kl"), "loss": logs.get("loss"), "seconds": round(time.monotonic() - started, 1),
+                   "concepts": dict(step_rewards)}
             with metrics.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(row) + "\n")
             if progress:

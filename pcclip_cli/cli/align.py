@@ -60,6 +60,9 @@ def command(
     first = "n/a" if result.reward_first is None else f"{result.reward_first:.4f}"
     last = "n/a" if result.reward_last is None else f"{result.reward_last:.4f}"
     err.print(f"mean reward: first step {first}, last step {last}")
+    if result.reward_gain_same_concepts is not None:
+        err.print(f"same-concept gain (last minus first reward of each concept drawn twice or more): "
+                  f"{result.reward_gain_same_concepts:+.4f} over {result.concepts_seen_twice} concepts")
     if result.held_out:
         h = result.held_out
         err.print(f"held-out reward ({h.split}, {h.descriptions_per_concept} per concept): aligned "

@@ -170,6 +170,7 @@ COMMANDS: dict[str, str] = {
     "retrieve": "retrieve",
     "report": "report",
     "align": "align",
+    "analyse-descriptions": "analyse",
     "demo": "demo",
     "models": "models",
     "data": "data",

@@ -212,6 +212,45 @@ def plot_arms(arms: list[Arm], varied: list[str], metrics: list[str], out: Path)
     plt.close(fig)
 
 
+def plot_reward_curve(rows: list[dict], out: Path, title: str = "alignment") -> bool:
+    """The reward curve of an alignment run (`pcclip align`'s metrics.jsonl rows): each step's mean reward with its
+    spread, the running mean over the last five steps, and the KL to the unaligned LLM on a second axis. False,
+    and nothing written, where matplotlib is not installed (it is the optional `report` extra)."""
+    try:
+        import matplotlib
+    except ImportError:
+        return False
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pcclip_cli.core.io import atomic_path
+
+    rows = [r for r in rows if r.get("reward") is not None]
+    steps = [r["step"] for r in rows]
+    reward = [r["reward"] for r in rows]
+    spread = [r.get("reward_std") or 0.0 for r in rows]
+    running = [sum(reward[max(0, i - 4): i + 1]) / len(reward[max(0, i - 4): i + 1]) for i in range(len(reward))]
+    fig, ax = plt.subplots(figsize=(6.0, 3.4), layout="constrained")
+    ax.errorbar(steps, reward, yerr=spread, fmt="o", markersize=3, capsize=2, color="#4c72b0", alpha=0.6,
+                label="step mean reward (± spread)")
+    ax.plot(steps, running, color="#4c72b0", label="running mean (5 steps)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("reward (mean cosine)")
+    kl = [r.get("kl") for r in rows]
+    if any(k is not None for k in kl):
+        ax2 = ax.twinx()
+        ax2.plot(steps, [k if k is not None else float("nan") for k in kl], color="#dd8452", linewidth=1,
+                 label="KL to the unaligned LLM")
+        ax2.set_ylabel("KL", color="#dd8452")
+        ax2.legend(loc="lower right", fontsize=7)
+    ax.legend(loc="upper left", fontsize=7)
+    ax.set_title(title, fontsize=10)
+    with atomic_path(out, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return True
+
+
 # What a report shows when no metric is named (and --all is not given): the paper's headline numbers.
 HEADLINE_METRICS = ("rank/shapes-size", "rank/shapes-colour", "rank/shapes-attributes", "ordering/larger",
                     "zero_shot/colour_shape", "clipscore")

@@ -1,6 +1,6 @@
 """Prompt templates for `generate`: files in prompts/ (or any path) with named placeholders, checked strictly.
 
-A prompt file is TOML with `kind` (pairs, classes or descriptions), `template`, and optionally `description`
+A prompt file is TOML with `kind` (pairs, classes, descriptions, or judge for the description judge), `template`, and optionally `description`
 and `stop` (strings at which a completion is cut). A `.txt` file is a bare template for the kind asked for.
 Placeholders are `{name}`; literal braces are written `{{` and `}}`. A template must use every placeholder of
 its kind and no other, so a typo fails before any LLM call rather than producing a million useless texts.
@@ -21,10 +21,12 @@ PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "pairs": ("first_caption", "second_caption"),
     "classes": ("first", "second"),
     "descriptions": ("class_name",),
+    # An LLM judge's question about one class description (`pcclip analyse-descriptions --judge`).
+    "judge": ("class_name", "description"),
 }
 DEFAULT_PROMPT = {"pairs": "coco", "classes": "classes", "descriptions": "descriptions"}
 DEFAULT_STOP = ("\nQ:",)
-_NOT_PROMPTS = {"attributes", "filter_rules", "order_swap", "paper_figures", "vocabulary"}
+_NOT_PROMPTS = {"attributes", "description_lexicon", "filter_rules", "order_swap", "paper_figures", "vocabulary"}
 
 
 @dataclass(frozen=True)
