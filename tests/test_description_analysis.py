@@ -9,7 +9,8 @@ import json
 import pytest
 
 from conftest import assert_clean_error
-from pcclip_cli.evaluation.description_analysis import classify_text, load_lexicon, parse_judgement
+from pcclip_cli.evaluation.description_analysis import classify_text, load_lexicon
+from pcclip_cli.evaluation.description_judge import parse_judgement
 
 
 @pytest.mark.parametrize(("concept", "text", "label", "attributes"), [

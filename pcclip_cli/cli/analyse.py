@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from pcclip_cli.evaluation.description_judge import DEFAULT_JUDGE_PROMPT
+
 from .console import JsonOption, emit_json, err, progress_bar
 from .tables import pct
 
@@ -29,7 +31,7 @@ def command(
         help="Judge each description with this LLM (any `pcclip models` name) instead of the rules.")] = None,
     judge_prompt: Annotated[str, typer.Option(
         help="The judge's few-shot rubric: a `judge` prompt (shipped name or file) with {class_name} and "
-             "{description}.")] = "description-judge",
+             "{description}.")] = DEFAULT_JUDGE_PROMPT,
     judge_batch_size: Annotated[int, typer.Option(help="Descriptions judged together (batched backends).")] = 8,
     records: Annotated[Path | None, typer.Option(help="Write each description's verdict here (JSONL).")] = None,
     plot: Annotated[Path | None, typer.Option(
@@ -37,7 +39,8 @@ def command(
     json_out: JsonOption = False,
 ):
     """What class descriptions say: the share informative, non-visual among those, and the attributes named."""
-    from pcclip_cli.evaluation.description_analysis import AnalysisOptions, Judge, analyse_descriptions
+    from pcclip_cli.evaluation.description_analysis import AnalysisOptions, analyse_descriptions
+    from pcclip_cli.evaluation.description_judge import Judge
 
     opts = AnalysisOptions(lexicon=str(lexicon) if lexicon else None,
                            vocabulary=str(vocabulary) if vocabulary else None,

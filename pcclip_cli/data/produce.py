@@ -24,7 +24,8 @@ from pathlib import Path
 
 from pcclip_cli.core.errors import PcclipError
 
-from .shapes import SIZE_ORDER, SIZES, build_world_dir, write_records
+from .shapes import SIZE_ORDER, SIZES
+from .world_files import build_world_dir, write_records
 
 WORLD_VERSION = 1
 KIND = "produce"

@@ -12,7 +12,6 @@ OUT/tasks/*.toml (difference benchmark tasks) and OUT/world.json (how it was mad
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import shutil
@@ -20,9 +19,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pcclip_cli.core.dirs import build_dir
 from pcclip_cli.core.errors import DataError, PcclipError
 from pcclip_cli.core.io import read_jsonl, write_json_atomic
+
+from .world_files import build_world_dir, write_records
 
 WORLD_VERSION = 4  # 4: held-out paraphrases in the task files, and the count task
 
@@ -221,25 +221,6 @@ def _write_world(out: Path, cfg: WorldConfig, progress=None) -> dict:
     return summary
 
 
-def write_records(out: Path, records: list[dict], class_attributes) -> None:
-    """captions.jsonl, its per-split files (comparatives are generated from training images only) and one class
-    manifest per attribute in `class_attributes`, for the records that have it."""
-    with open(out / "captions.jsonl", "w", encoding="utf-8") as fh:
-        for rec in records:
-            fh.write(json.dumps(rec) + "\n")
-    for split in ("train", "test"):
-        with open(out / f"captions-{split}.jsonl", "w", encoding="utf-8") as fh:
-            for rec in records:
-                if rec["split"] == split:
-                    fh.write(json.dumps(rec) + "\n")
-    for attr in class_attributes:
-        with open(out / "classes" / f"{attr}.jsonl", "w", encoding="utf-8") as fh:
-            for rec in records:
-                if attr in rec["attributes"]:
-                    fh.write(json.dumps({"image": f"../{rec['image']}", "label": rec["attributes"][attr],
-                                         "split": rec["split"], "id": rec["id"]}) + "\n")
-
-
 def build_world(out: str | Path, cfg: WorldConfig | None = None, *, force: bool = False, progress=None) -> dict:
     """Write a shapes world to `out` (atomically: built beside it, then renamed into place).
 
@@ -248,31 +229,6 @@ def build_world(out: str | Path, cfg: WorldConfig | None = None, *, force: bool 
     cfg = cfg or WorldConfig()
     return build_world_dir(out, asdict(cfg), WORLD_VERSION, lambda tmp: _write_world(tmp, cfg, progress),
                            kind="shapes", force=force)
-
-
-def build_world_dir(out: str | Path, config: dict, version: int, write, *, kind: str, force: bool = False) -> dict:
-    """Build a generated world with `write(tmp_dir) -> summary` beside `out`, then rename it into place.
-
-    Shared by every embedded world: one whose world.json records the same `config` and `version` is reused, a
-    different one is replaced only with `force`, and a folder holding anything else is refused untouched.
-    """
-    out = Path(out)
-    if out.exists():
-        existing = out / "world.json"
-        if existing.exists():
-            try:
-                old = json.loads(existing.read_text())
-            except json.JSONDecodeError:
-                old = {}
-            if old.get("config") == config and old.get("world_version") == version:
-                return {**old, "reused": True, "path": str(out)}
-            if not force:
-                raise PcclipError(f"{out} holds a different {kind} world; pass --force to replace it")
-        elif out.is_file() or any(out.iterdir()):
-            raise PcclipError(f"{out} exists and is not a {kind} world; choose an empty or new directory")
-    with build_dir(out) as tmp:
-        summary = write(tmp)
-    return {**summary, "reused": False, "path": str(out)}
 
 
 def image_has(attributes: dict, word: str) -> bool:

@@ -18,7 +18,7 @@ On a world with known attributes (its captions.jsonl), the colour, size and shap
 against what the class's images show, with the class audit's scoring (filtering/class_audit.py): the precision of
 visual statements. The report holds the paper's Table 2 per source (share informative, share non-visual among the
 informative ones, that precision) and the attribute frequencies of Figure 4, which `plot_attribute_frequencies`
-draws side by side for the sources.
+(evaluation/report.py) draws side by side for the sources; the LLM judge is evaluation/description_judge.py.
 """
 
 from __future__ import annotations
@@ -28,15 +28,17 @@ import re
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pcclip_cli.core.errors import DataError, PcclipError
 from pcclip_cli.core.paths import PROMPTS_DIR
 
-VISUAL = ("colour", "size", "shape", "texture", "parts")
-NON_VISUAL = ("habitat", "taste", "origin", "use", "other")
-CATEGORIES = VISUAL + NON_VISUAL
+from .description_verdict import CATEGORIES, NON_VISUAL, VISUAL, Verdict
+
+if TYPE_CHECKING:
+    from .description_judge import Judge
+
 DEFAULT_LEXICON = PROMPTS_DIR / "description_lexicon.toml"
-DEFAULT_JUDGE_PROMPT = "description-judge"
 EXAMPLES = 3
 _TOKEN = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 # A world vocabulary's kinds (filtering/statements.py) and the category each joins.
@@ -130,20 +132,6 @@ def _load(path: str, vocabulary: str | None) -> Lexicon:
     return Lexicon(phrases, max(len(k) for k in phrases), str(p), vocabulary)
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """What one description says: None where a judge's answer could not be read."""
-
-    informative: bool
-    visual: bool
-    attributes: tuple[str, ...]  # categories, in CATEGORIES order
-    evidence: tuple[str, ...] = ()  # the words that decided it (rules) or the judge's answer
-
-    @property
-    def label(self) -> str:
-        return "spurious" if not self.informative else ("visual" if self.visual else "non-visual")
-
-
 def _without_name(tokens: list[str], concept: str) -> list[str]:
     name = words(concept)
     if not name:
@@ -182,71 +170,6 @@ def classify_text(text: str, concept: str, lexicon: Lexicon) -> Verdict:
     attributes = tuple(c for c in CATEGORIES if c in named)
     evidence = tuple(dict.fromkeys(ph for _, ph in found)) or tuple(dict.fromkeys(rest))[:5]
     return Verdict(True, any(c in VISUAL for c in attributes), attributes, evidence)
-
-
-_ANSWER = re.compile(r"^\W*(spurious|informative)\b(.*)$")
-_NON_VISUAL = re.compile(r"\bnon[\s-]*visual\b")
-_VISUAL = re.compile(r"\bvisual\b")
-_LEADING_VISUAL = re.compile(r"^\W*(non[\s-]*visual|visual)\b")
-
-
-def parse_judgement(answer: str) -> Verdict | None:
-    """A judge's answer as a verdict, or None when it does not read as the rubric asks."""
-    line = answer.strip().split("\n", 1)[0].strip().lower()
-    if _LEADING_VISUAL.match(line):  # "non-visual; habitat" says informative without the word
-        line = "informative; " + line.lstrip(" \t\"'*-:;,.")
-    m = _ANSWER.match(line)
-    if m is None:
-        return None
-    if m.group(1) == "spurious":
-        return Verdict(False, False, (), (line,))
-    tail = m.group(2)
-    if _NON_VISUAL.search(tail):
-        visual, tail = False, _NON_VISUAL.sub(" ", tail)
-    elif _VISUAL.search(tail):
-        visual = True
-    else:
-        return None
-    named = set(re.findall(r"[a-z]+", tail)) | ({"colour"} if re.search(r"\bcolor\b", tail) else set())
-    return Verdict(True, visual, tuple(c for c in CATEGORIES if c in named), (line,))
-
-
-@dataclass
-class Judge:
-    """An LLM judge: a registered LLM name and a `judge` prompt (shipped name or file)."""
-
-    llm: str
-    prompt: str = DEFAULT_JUDGE_PROMPT
-    max_tokens: int = 32
-    batch_size: int = 8
-
-    def prepare(self):
-        from pcclip_cli.generation.prompts import load_prompt
-        from pcclip_cli.llm.registry import resolve
-
-        prompt = load_prompt(self.prompt, kind="judge")
-        resolve(self.llm)  # an unknown name fails before anything loads
-        return prompt
-
-    def run(self, items: list[tuple[str, str]], prompt, progress=None) -> tuple[list[Verdict | None], list[str]]:
-        """Verdicts (None: unparseable) and raw answers for (concept, text) items, greedy and in order."""
-        from pcclip_cli.llm.base import Params, Request
-        from pcclip_cli.llm.registry import get_llm
-
-        llm = get_llm(self.llm)
-        requests = [Request(key=f"judge-{i}", prompt=prompt.render(class_name=c, description=t),
-                            kind="descriptions", first=c, n=i) for i, (c, t) in enumerate(items)]
-        params = Params(max_tokens=self.max_tokens, temperature=0.0, stop=(*prompt.stop, "\n"))
-        answers: dict[str, str] = {}
-        try:
-            for req, completion in llm.stream(requests, params, batch_size=self.batch_size):
-                answers[req.key] = completion.text
-                if progress:
-                    progress(len(answers), len(requests))
-        finally:
-            llm.close()
-        raw = [answers[r.key] for r in requests]
-        return [parse_judgement(a) for a in raw], raw
 
 
 @dataclass
@@ -397,36 +320,8 @@ def analyse_descriptions(sources: list[str], options: AnalysisOptions | None = N
         write_text_atomic(Path(opts.records), "".join(json.dumps(r) + "\n" for r in rows))
         result["records"] = opts.records
     if opts.plot:
+        from .report import plot_attribute_frequencies
+
         plot_attribute_frequencies(result["sources"], Path(opts.plot))
         result["plot"] = opts.plot
     return result
-
-
-def plot_attribute_frequencies(sources: list[dict], out: Path) -> None:
-    """Figure 4 of EX2, side by side: per attribute category, the share of each source's informative
-    descriptions that name it (visual categories first), one bar per source."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise PcclipError("--plot needs matplotlib: pip install 'pcclip[report]'") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from pcclip_cli.core.io import atomic_path
-
-    n = len(sources)
-    width = 0.8 / max(n, 1)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(CATEGORIES) + 0.4 * n), 3.8), layout="constrained")
-    for k, src in enumerate(sources):
-        shares = [100 * (src["attribute_shares"].get(c) or 0.0) for c in CATEGORIES]
-        xs = [i + (k - (n - 1) / 2) * width for i in range(len(CATEGORIES))]
-        ax.bar(xs, shares, width=width, label=f"{src['name']} ({src['informative']} informative)")
-    ax.axvline(len(VISUAL) - 0.5, color="grey", linewidth=0.8, linestyle="--")
-    ax.set_xticks(range(len(CATEGORIES)))
-    ax.set_xticklabels(CATEGORIES, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel("% of informative descriptions")
-    ax.set_title("attributes named (visual | non-visual)", fontsize=10)
-    ax.legend(fontsize=7)
-    with atomic_path(out, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pcclip_cli.core.errors import DataError
+from pcclip_cli.core.errors import DataError, PcclipError
 
 SE_SUFFIXES = ("_se", "/se")
 DEMO_PREFIX = "eval-"  # `pcclip demo` writes eval-base.json and eval-pc.json beside demo.json
@@ -292,3 +292,35 @@ def build_report(inputs: list[Path], *, out: Path | None = None, plot: Path | No
         "out": str(out) if out else None,
         "plot": str(plot) if plot else None,
     }
+
+
+def plot_attribute_frequencies(sources: list[dict], out: Path) -> None:
+    """Figure 4 of EX2, side by side: per attribute category, the share of each source's informative
+    descriptions that name it (visual categories first), one bar per source."""
+    from .description_verdict import CATEGORIES, VISUAL
+
+    try:
+        import matplotlib
+    except ImportError:
+        raise PcclipError("--plot needs matplotlib: pip install 'pcclip[report]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pcclip_cli.core.io import atomic_path
+
+    n = len(sources)
+    width = 0.8 / max(n, 1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(CATEGORIES) + 0.4 * n), 3.8), layout="constrained")
+    for k, src in enumerate(sources):
+        shares = [100 * (src["attribute_shares"].get(c) or 0.0) for c in CATEGORIES]
+        xs = [i + (k - (n - 1) / 2) * width for i in range(len(CATEGORIES))]
+        ax.bar(xs, shares, width=width, label=f"{src['name']} ({src['informative']} informative)")
+    ax.axvline(len(VISUAL) - 0.5, color="grey", linewidth=0.8, linestyle="--")
+    ax.set_xticks(range(len(CATEGORIES)))
+    ax.set_xticklabels(CATEGORIES, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("% of informative descriptions")
+    ax.set_title("attributes named (visual | non-visual)", fontsize=10)
+    ax.legend(fontsize=7)
+    with atomic_path(out, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
