@@ -31,16 +31,23 @@ def shapes(
 
     cfg = WorldConfig(images=images, seed=seed, image_size=image_size, two_object_fraction=two_objects,
                       test_fraction=test_fraction)
-    with progress_bar("drawing shapes", enabled=not json_out) as progress:
+    _build_and_report(build_world, out, cfg, force, json_out, "drawing shapes")
+
+
+def _build_and_report(build_world, out: Path, cfg, force: bool, json_out: bool, label: str) -> None:
+    """Build a world with a progress bar; print its summary (JSON on stdout, or what was written on stderr)."""
+    with progress_bar(label, enabled=not json_out) as progress:
         summary = build_world(out, cfg, force=force, progress=progress)
     if json_out:
         emit_json(summary)
         return
     verb = "reused" if summary["reused"] else "wrote"
-    err.print(f"{verb} {summary['images']} images in {out} "
+    of_classes = f" of {len(summary['classes'])} classes" if summary.get("classes") else ""
+    err.print(f"{verb} {summary['images']} images{of_classes} in {out} "
               f"(train {summary['splits'].get('train', 0)}, test {summary['splits'].get('test', 0)})")
     err.print(f"captions: {out}/captions.jsonl; classes: {', '.join(summary['class_manifests'])}")
-    err.print(f"tasks: {', '.join(summary['tasks'])}")
+    vocabulary = f"; audit vocabulary: {out}/vocabulary.toml" if (Path(out) / "vocabulary.toml").exists() else ""
+    err.print(f"tasks: {', '.join(summary['tasks'])}{vocabulary}")
 
 
 @app.command("produce")
@@ -62,16 +69,7 @@ def produce(
 
     cfg = ProduceConfig(images=images, seed=seed, image_size=image_size, test_fraction=test_fraction,
                         name_share=name_share, variation=variation)
-    with progress_bar("drawing produce", enabled=not json_out) as progress:
-        summary = build_world(out, cfg, force=force, progress=progress)
-    if json_out:
-        emit_json(summary)
-        return
-    verb = "reused" if summary["reused"] else "wrote"
-    err.print(f"{verb} {summary['images']} images of {len(summary['classes'])} classes in {out} "
-              f"(train {summary['splits'].get('train', 0)}, test {summary['splits'].get('test', 0)})")
-    err.print(f"captions: {out}/captions.jsonl; classes: {', '.join(summary['class_manifests'])}")
-    err.print(f"tasks: {', '.join(summary['tasks'])}; audit vocabulary: {out}/vocabulary.toml")
+    _build_and_report(build_world, out, cfg, force, json_out, "drawing produce")
 
 
 CaptionOpt = Annotated[CaptionChoice, typer.Option(
