@@ -14,18 +14,18 @@ import re
 import sys
 from pathlib import Path
 
+from pcclip_cli.evaluation import formulas
+
 ALPHA_PAPER = "0.9"
 
 
 def mean_se(values: list[float]) -> tuple[float, float | None]:
+    """The library's mean and SE; no SE for a single model (printed without ±), NaN for none."""
     values = [v for v in values if v is not None]
     if not values:
         return math.nan, None
-    m = sum(values) / len(values)
-    if len(values) < 2:
-        return m, None
-    var = sum((v - m) ** 2 for v in values) / (len(values) - 1)
-    return m, math.sqrt(var / len(values))
+    m, se = formulas.mean_se(values)
+    return m, se if len(values) > 1 else None
 
 
 def fmt(values: list[float], scale: float = 100.0, digits: int = 1, signed: bool = False) -> str:
