@@ -62,6 +62,38 @@ def test_unreachable_ray_address_is_one_error_line(run_pcclip, world, tmp_path):
 
 
 @needs_ray
+def test_local_ray_job_embeds_each_image_once_as_the_single_process_does(world, tmp_path):
+    """A local Ray (2 CPUs) embeds the 60 images in shards of 16: every image once, vectors equal to the
+    single-process pass of the same model: retrieval over the two indexes (the Ray job's on-disk IVF tuned to
+    recall 1.0, and a flat one) ranks the same images with the same
+    scores."""
+    ray_args = ("index", world / "captions.jsonl", "--out", tmp_path / "ray", "--embeddings", tmp_path / "emb",
+                "--engine", "ray", "--model", "pcclip-micro", "--shard-size", "16", "--batch-size", "8",
+                "--target-recall", "1.0", "--json")
+    stdout, stderr = _pcclip(*ray_args).communicate(timeout=400)
+    assert stdout.strip(), stderr
+    s = json.loads(stdout)
+    assert (s["count"], s["shards"], s["engine"], s["embedded"]) == (60, 4, "ray", 60)
+    ids = [json.loads(x)["id"] for f in sorted((tmp_path / "emb").glob("items-*.jsonl"))
+           for x in f.read_text().splitlines()]
+    assert len(ids) == 60 and len(set(ids)) == 60
+    one = _pcclip("index", world / "captions.jsonl", "--out", tmp_path / "one", "--model", "pcclip-micro",
+                  "--index-type", "flat", "--json")
+    stdout, stderr = one.communicate(timeout=400)
+    assert one.returncode == 0, stderr
+    for text in ("a red circle", "a small blue square"):
+        hits = []
+        for index in ("ray", "one"):
+            found = subprocess.run([sys.executable, "-m", "pcclip_cli.cli.main", "retrieve", "--index",
+                                    str(tmp_path / index), "--text", text, "-k", "10", "--json"],
+                                   capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+            assert found.returncode == 0, found.stderr
+            hits.append(json.loads(found.stdout)["results"])
+        assert [h["id"] for h in hits[0]] == [h["id"] for h in hits[1]]
+        assert max(abs(a["score"] - b["score"]) for a, b in zip(*hits, strict=True)) < 1e-4
+
+
+@needs_ray
 @pytest.mark.slow  # ~2.5 minutes on two shared cores: Ray's start, twice, and a model per worker
 def test_ray_job_killed_midway_resumes_with_each_image_once(world, tmp_path):
     """A local Ray (2 CPUs) embeds 60 images in shards of 8; the job is killed once the first shard is written,
