@@ -32,6 +32,11 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
     ("The image on the left is brighter than the Right image.", "The image on the right is brighter than the Left image."),
     ("The former is round, the latter square; a second-hand look.", "The latter is round, the former square; a second-hand look."),
     ("Image 1 has more dots than image  2.", "Image 2 has more dots than image 1."),
+    # a change over time names the images by when, and stacked images by where
+    ("The later snapshot shows a larger item than the earlier one.",
+     "The earlier snapshot shows a larger item than the later one."),
+    ("Before, the item is red; after, it is blue.", "After, the item is red; before, it is blue."),
+    ("The top image has more dots than the picture below.", "The bottom image has more dots than the picture above."),
 ])
 def test_swap_rule_exchanges_image_references(text, swapped):
     assert swap_references(text) == swapped
