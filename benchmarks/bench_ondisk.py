@@ -1,6 +1,7 @@
 """Peak RSS and recall@10 of the on-disk IVF build from shards against the in-memory build of the same vectors.
 
     python benchmarks/bench_ondisk.py --sizes 200000 1000000 --shard-size 100000 --work /tmp/bench-ondisk
+    python benchmarks/bench_ondisk.py --sizes 200000 1000000 5000000 --memory-up-to 1000000   # on-disk only above 1M
 
 Synthetic 512-d unit vectors drawn around 2,000 random centres (so IVF has structure to find), written as
 embedding shards (retrieval.shards). Each build runs in its own process, which reports its peak resident set
@@ -113,13 +114,14 @@ def recall_at(index_file: Path, nprobe: int, queries, exact, ondisk: bool) -> fl
     return float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids.tolist(), exact.tolist(), strict=True)]))
 
 
-def run_size(n: int, shard_size: int, work: Path) -> dict:
+def run_size(n: int, shard_size: int, work: Path, with_memory: bool = True) -> dict:
     import faiss
 
     folder = work / f"emb-{n}"
+    t = time.perf_counter()
     write_shards(folder, n, shard_size)
-    res = {}
-    for mode in ("ondisk", "memory"):
+    res = {"write_shards_s": round(time.perf_counter() - t, 1)}
+    for mode in ("ondisk", "memory") if with_memory else ("ondisk",):
         out = work / f"idx-{mode}-{n}"
         if out.exists():
             import shutil
@@ -143,7 +145,8 @@ def run_size(n: int, shard_size: int, work: Path) -> dict:
         start += len(v)
     nprobe = res["ondisk"]["nprobe"]
     res["recall_ondisk"] = recall_at(work / f"idx-ondisk-{n}" / "vectors.faiss", nprobe, queries, best_i, True)
-    res["recall_memory"] = recall_at(work / f"idx-memory-{n}" / "vectors.faiss", nprobe, queries, best_i, False)
+    if with_memory:
+        res["recall_memory"] = recall_at(work / f"idx-memory-{n}" / "vectors.faiss", nprobe, queries, best_i, False)
     res["n"], res["nprobe"] = n, nprobe
     return res
 
@@ -155,6 +158,8 @@ if __name__ == "__main__":
     ap.add_argument("--sizes", type=int, nargs="+", default=[200_000, 1_000_000])
     ap.add_argument("--shard-size", type=int, default=100_000)
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench-ondisk"))
+    ap.add_argument("--memory-up-to", type=int, default=None,
+                    help="build in memory only up to this size (the in-memory build of n vectors needs n x 2 KB)")
     ap.add_argument("--child", nargs=3, metavar=("MODE", "FOLDER", "OUT"))
     args = ap.parse_args()
     if args.child:
@@ -167,21 +172,33 @@ if __name__ == "__main__":
     args.work.mkdir(parents=True, exist_ok=True)
     rows = []
     for n in args.sizes:
-        r = run_size(n, args.shard_size, args.work)
+        r = run_size(n, args.shard_size, args.work, args.memory_up_to is None or n <= args.memory_up_to)
         rows.append(r)
-        print(f"n={n:>9,} shard={args.shard_size:,}  peak RSS on-disk {r['ondisk']['peak_rss_mb']:8.0f} MB "
-              f"(anon {r['ondisk']['peak_anon_mb']:.0f} MB, {r['ondisk']['seconds']:.0f} s)  in-memory {r['memory']['peak_rss_mb']:8.0f} MB "
-              f"(anon {r['memory']['peak_anon_mb']:.0f} MB, "
-              f"{r['memory']['seconds']:.0f} s)  ratio {r['ondisk']['peak_rss_mb'] / r['memory']['peak_rss_mb']:.2f}  "
-              f"recall@10 at nprobe={r['nprobe']}: on-disk {r['recall_ondisk']:.4f} in-memory {r['recall_memory']:.4f} "
-              f"(diff {r['recall_ondisk'] - r['recall_memory']:+.4f})", flush=True)
+        d = r["ondisk"]
+        line = (f"n={n:>9,} shard={args.shard_size:,}  peak RSS on-disk {d['peak_rss_mb']:8.0f} MB "
+                f"(anon {d['peak_anon_mb']:.0f} MB, {d['seconds']:.0f} s)")
+        if "memory" in r:
+            m = r["memory"]
+            line += (f"  in-memory {m['peak_rss_mb']:8.0f} MB (anon {m['peak_anon_mb']:.0f} MB, {m['seconds']:.0f} s)  "
+                     f"ratio {d['peak_rss_mb'] / m['peak_rss_mb']:.2f}  recall@10 at nprobe={r['nprobe']}: on-disk "
+                     f"{r['recall_ondisk']:.4f} in-memory {r['recall_memory']:.4f} "
+                     f"(diff {r['recall_ondisk'] - r['recall_memory']:+.4f})")
+        else:
+            line += f"  in-memory not built  recall@10 at nprobe={r['nprobe']}: on-disk {r['recall_ondisk']:.4f}"
+        print(line, flush=True)
+    rows_with_memory = [r for r in rows if "memory" in r]
     if len(rows) > 1:
         a, b = rows[0], rows[-1]
-        print(f"peak RSS growth {a['n']:,} -> {b['n']:,}: on-disk x{b['ondisk']['peak_rss_mb'] / a['ondisk']['peak_rss_mb']:.2f}, "
-              f"in-memory x{b['memory']['peak_rss_mb'] / a['memory']['peak_rss_mb']:.2f}; anonymous: on-disk "
-              f"x{b['ondisk']['peak_anon_mb'] / a['ondisk']['peak_anon_mb']:.2f}, in-memory "
-              f"x{b['memory']['peak_anon_mb'] / a['memory']['peak_anon_mb']:.2f}")
-    for r in rows:
+        print(f"peak RSS growth {a['n']:,} -> {b['n']:,} (x{b['n'] / a['n']:.0f} vectors): on-disk "
+              f"x{b['ondisk']['peak_rss_mb'] / a['ondisk']['peak_rss_mb']:.2f}, anonymous "
+              f"x{b['ondisk']['peak_anon_mb'] / a['ondisk']['peak_anon_mb']:.2f}")
+        jsonrows.emit("ondisk", f"peak anonymous memory of the on-disk build, {b['n']:,} / {a['n']:,} vectors",
+                      b["ondisk"]["peak_anon_mb"] / a["ondisk"]["peak_anon_mb"])
+    if len(rows_with_memory) > 1:
+        a, b = rows_with_memory[0], rows_with_memory[-1]
+        print(f"in-memory peak RSS growth {a['n']:,} -> {b['n']:,}: x{b['memory']['peak_rss_mb'] / a['memory']['peak_rss_mb']:.2f}, "
+              f"anonymous x{b['memory']['peak_anon_mb'] / a['memory']['peak_anon_mb']:.2f}")
+    for r in rows_with_memory:
         jsonrows.emit("ondisk", f"peak RSS, on-disk build / in-memory build, {r['n']:,} vectors",
                       r["ondisk"]["peak_rss_mb"] / r["memory"]["peak_rss_mb"])
         jsonrows.emit("ondisk", f"recall@10 at nprobe={r['nprobe']}, on-disk / in-memory, {r['n']:,} vectors",
