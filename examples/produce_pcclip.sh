@@ -19,6 +19,10 @@ PAIR_LLMS=${PAIR_LLMS:-template gemma3-270m}
 CLASS_LLMS=${CLASS_LLMS:-template gemma3-270m smollm2-135m}
 ALPHAS=${ALPHAS:-0.5 0.7 0.8 0.9}
 TASK_SEEDS=${TASK_SEEDS:-5}
+# An arm of extra `train` flags under its own name, e.g. the order-aware recipe picked on the shapes world:
+#   ARM=swap-rev TRAIN_FLAGS="--hard-negatives swap --reversal-pairs" PAIR_LLMS=template bash examples/produce_pcclip.sh
+ARM=${ARM:-}
+TRAIN_FLAGS=${TRAIN_FLAGS:-}
 DS="$WORLD/classes/produce.jsonl"
 mkdir -p "$RUNS/knowledge"
 "$PC" models --json > /dev/null  # trains produce-clip (and its world) on first use
@@ -88,17 +92,18 @@ for llm in $PAIR_LLMS; do
     "${flags[@]}" --json > "$p/generate.json"
   "$PC" filter "$p/raw.jsonl" --rules "$WORLD/filter-pairs.toml" --out "$p/clean.jsonl" --json > "$p/filter.json"
   for s in $TRAIN_SEEDS; do
-    m=$RUNS/train/$llm-s$s
+    run_name=$llm${ARM:++$ARM}-s$s
+    m=$RUNS/train/$run_name
     if [ ! -f "$m/pcclip.json" ]; then
       if [ -d "$m/checkpoints" ]; then
-        "$PC" train --resume "$m" --json > "$RUNS/train/$llm-s$s.json"
+        "$PC" train --resume "$m" --json > "$RUNS/train/$run_name.json"
       else
         "$PC" train --model "$BASE" --comparatives "$p/clean.jsonl" --captions "$WORLD/captions.jsonl" \
           --split train --scope text --epochs "$EPOCHS" --batch-size 128 --lr 2e-5 --seed "$s" --out "$m" \
-          --json > "$RUNS/train/$llm-s$s.json"
+          $TRAIN_FLAGS --json > "$RUNS/train/$run_name.json"
       fi
     fi
-    evaluate "pc-$llm-s$s" "$m"
+    evaluate "pc-$run_name" "$m"
   done
 done
 python "$(dirname "$0")/produce_report.py" "$RUNS" > "$RUNS/report.md"

@@ -2,7 +2,7 @@
 
     python examples/produce_report.py runs/produce_pcclip > report.md
 
-Models are grouped by name: `base`, and `pc-<pair LLM>-s<seed>` (one group per pair LLM). A group of one model has
+Models are grouped by name: `base`, and `pc-<pair LLM>[+<arm>]-s<seed>` (one group per pair LLM and arm). A group of one model has
 no SE over seeds; for the comparative-prompting gain its paired SE over test images is shown instead.
 """
 
@@ -49,8 +49,9 @@ def groups(runs: Path) -> dict[str, list[Path]]:
     for d in sorted((runs / "eval").iterdir()):
         if not (d / "zero-shot.json").exists():
             continue
-        m = re.fullmatch(r"pc-(.+)-s\d+", d.name)
-        out.setdefault(f"PC-CLIP ({m.group(1)} pairs)" if m else d.name, []).append(d)
+        m = re.fullmatch(r"pc-(.+?)(?:\+(.+))?-s\d+", d.name)
+        label = f"PC-CLIP ({m.group(1)} pairs{', ' + m.group(2) if m.group(2) else ''})" if m else d.name
+        out.setdefault(label, []).append(d)
     return out
 
 
