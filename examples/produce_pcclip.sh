@@ -25,7 +25,9 @@ ARM=${ARM:-}
 TRAIN_FLAGS=${TRAIN_FLAGS:-}
 DS="$WORLD/classes/produce.jsonl"
 mkdir -p "$RUNS/knowledge"
-"$PC" models --json > /dev/null  # trains produce-clip (and its world) on first use
+# The base model (and its world) are trained on first use; `pcclip models` only lists, so ask the library.
+[ "$BASE" != produce-clip ] || python -c "from pcclip_cli.training.shapes_recipe import ensure_shapes_model
+ensure_shapes_model('produce-clip')"
 python -c "from pcclip_cli.data.produce import CLASSES; print('\n'.join(c.name for c in CLASSES))" \
   > "$RUNS/knowledge/classes.txt"
 
