@@ -4,18 +4,26 @@
 # (`--llm-option relations=true`: counts compared, size and colour as a change from the first image to the
 # second), TRAIN_SEEDS training seeds each.
 #   bash examples/ablate_order.sh          # then see runs/ablate_order/report.md
+#   ARMS="none swap-rev" TRAIN_SEEDS=1 bash examples/ablate_order.sh   # a subset of the arms
 source "$(dirname "$0")/common.sh"
 PAIRS=${PAIRS:-5000}
 TRAIN_SEEDS=${TRAIN_SEEDS:-0 1 2}
+ARMS=${ARMS:-none swap swap-rev rel-none rel-swap-rev}
+# wanted ARM: whether ARMS selects it.
+wanted() { case " $ARMS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 baseline
 plain=$(comparatives template template "$PAIRS")
-rel=$(comparatives template-relations template "$PAIRS" --llm-option relations=true)
+rel=
+if wanted rel-none || wanted rel-swap-rev; then
+  rel=$(comparatives template-relations template "$PAIRS" --llm-option relations=true)
+fi
 for s in $TRAIN_SEEDS; do
-  arm "none-s$s" "$plain" "arm=none train_seed=$s" --seed "$s"
-  arm "swap-s$s" "$plain" "arm=swap train_seed=$s" --seed "$s" --hard-negatives swap
-  arm "swap-rev-s$s" "$plain" "arm=swap+reversal train_seed=$s" --seed "$s" --hard-negatives swap --reversal-pairs
-  arm "rel-none-s$s" "$rel" "arm=relations train_seed=$s" --seed "$s"
-  arm "rel-swap-rev-s$s" "$rel" "arm=relations+swap+reversal train_seed=$s" --seed "$s" --hard-negatives swap \
-    --reversal-pairs
+  ! wanted none || arm "none-s$s" "$plain" "arm=none train_seed=$s" --seed "$s"
+  ! wanted swap || arm "swap-s$s" "$plain" "arm=swap train_seed=$s" --seed "$s" --hard-negatives swap
+  ! wanted swap-rev || arm "swap-rev-s$s" "$plain" "arm=swap+reversal train_seed=$s" --seed "$s" \
+    --hard-negatives swap --reversal-pairs
+  ! wanted rel-none || arm "rel-none-s$s" "$rel" "arm=relations train_seed=$s" --seed "$s"
+  ! wanted rel-swap-rev || arm "rel-swap-rev-s$s" "$rel" "arm=relations+swap+reversal train_seed=$s" --seed "$s" \
+    --hard-negatives swap --reversal-pairs
 done
 report
