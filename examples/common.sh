@@ -13,6 +13,7 @@
 #   SEEDS         rank-benchmark seeds in eval      (default: 5)
 #   TRAIN_FLAGS   extra `pcclip train` flags for every arm, e.g. "--hard-negatives swap --reversal-pairs"
 #                 (give RUNS its own folder: arms are resumed by name)
+#   EVAL_FLAGS    extra `pcclip eval` flags for every arm and the base, e.g. "--pairs 20" for a quick look
 
 set -euo pipefail
 PCCLIP=${PCCLIP:-pcclip}
@@ -62,7 +63,7 @@ arm() {
   local tag_flags=()
   for t in $tags; do tag_flags+=(--tag "$t"); done
   [ -f "$dir/result.json" ] || "$PCCLIP" eval --model "$dir/model" --world "$WORLD" --seeds "$SEEDS" \
-    "${tag_flags[@]}" --out "$dir/result.json" --json > /dev/null
+    ${EVAL_FLAGS:-} "${tag_flags[@]}" --out "$dir/result.json" --json > /dev/null
   echo "done: $name" >&2
 }
 
@@ -70,7 +71,7 @@ arm() {
 baseline() {
   mkdir -p "$RUNS/base"
   [ -f "$RUNS/base/result.json" ] || "$PCCLIP" eval --model "$BASE" --world "$WORLD" --seeds "$SEEDS" \
-    --tag arm=base --out "$RUNS/base/result.json" --json > /dev/null
+    ${EVAL_FLAGS:-} --tag arm=base --out "$RUNS/base/result.json" --json > /dev/null
 }
 
 report() {
