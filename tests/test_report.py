@@ -69,3 +69,23 @@ def test_runs_that_differ_only_in_a_seed_tag_are_one_arm_named_without_the_seed(
     assert arms["filtered"]["seeds"] == 3 and math.isclose(arms["filtered"]["metrics"]["acc"], 0.6)
     rows = {line.split(" | ")[0].lstrip("| ") for line in rep["markdown"].splitlines()[2:]}
     assert rows == {"llm-gemma-filtered-pairs", "llm-gemma-unfiltered-s0"}
+
+
+def test_each_paraphrase_is_a_metric_averaged_over_training_seeds(tmp_path):
+    def rank(first: float, second: float) -> list:
+        paraphrases = [{"text": "a", "accuracy": {"mean": first, "se": 0.01}},
+                       {"text": "b", "accuracy": {"mean": second, "se": 0.02}}]
+        return [{"task": {"name": "shapes-size"}, "paraphrases": paraphrases}]
+
+    for seed, (first, second) in enumerate([(0.9, 0.1), (0.7, 0.3)]):
+        d = tmp_path / f"runs/arm-s{seed}"
+        d.mkdir(parents=True)
+        (d / "result.json").write_text(json.dumps({"model": "x", "tags": {"arm": "a", "train_seed": seed},
+                                                   "summary": {"rank/shapes-size": 0.5}, "rank": rank(first, second)}))
+    rep = build_report([tmp_path / "runs"], metrics=["rank/shapes-size/paraphrase-2"])
+    arm = rep["arms"][0]
+    assert arm["seeds"] == 2
+    assert math.isclose(arm["metrics"]["rank/shapes-size/paraphrase-1"], 0.8)
+    assert math.isclose(arm["metrics"]["rank/shapes-size/paraphrase-2"], 0.2)
+    assert math.isclose(arm["errors"]["rank/shapes-size/paraphrase-2"], 0.1, rel_tol=1e-9)
+    assert "0.200 ± 0.100" in rep["markdown"] and "paraphrase-1" not in rep["markdown"]

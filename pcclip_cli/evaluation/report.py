@@ -86,7 +86,21 @@ def read_result(path: Path) -> RunResult:
     # A standard error is reported as `<metric>_se` or `<metric>/se` (pcclip eval's summary).
     metrics = {k: v for k, v in flat.items() if not k.endswith(SE_SUFFIXES)}
     errors = {k[:-3]: v for k, v in flat.items() if k.endswith(SE_SUFFIXES)}
+    paraphrase_metrics(doc, metrics, errors)
     return RunResult(Path(path), {k: _plain(v) for k, v in settings.items()}, metrics, errors)
+
+
+def paraphrase_metrics(doc: dict, metrics: dict, errors: dict) -> None:
+    """Each held-out paraphrase of a rank task as a metric of its own, `rank/<task>/paraphrase-<k>` (k counts
+    from 1 in the task file's order), so one sentence shape can be followed across arms and training seeds."""
+    for entry in doc.get("rank") or []:
+        name = (entry.get("task") or {}).get("name") if isinstance(entry, dict) else None
+        for k, para in enumerate(entry.get("paraphrases") or [] if name else [], start=1):
+            acc = para.get("accuracy") if isinstance(para, dict) else None
+            if isinstance(acc, dict) and isinstance(acc.get("mean"), (int, float)):
+                metrics[f"rank/{name}/paraphrase-{k}"] = float(acc["mean"])
+                if isinstance(acc.get("se"), (int, float)):
+                    errors[f"rank/{name}/paraphrase-{k}"] = float(acc["se"])
 
 
 def _plain(v):
