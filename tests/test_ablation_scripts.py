@@ -44,10 +44,12 @@ def test_scope_script_trains_each_seed_and_reports_them_as_one_arm(shapes_clip, 
     arms = {a["settings"].get("arm"): a for a in report_arms(runs)}
     assert arms["scope"]["seeds"] == 2 and arms["base"]["seeds"] == 1
     assert arms["scope"]["errors"], "two training seeds give a standard error"
-    # A second run trains nothing: the finished arms are resumed as done.
-    stamp = (runs / "scope-text-s1" / "train.json").stat().st_mtime_ns
-    run_script("ablate_scope.sh", runs, TRAIN_SEEDS="0 1", SCOPES="text")
-    assert (runs / "scope-text-s1" / "train.json").stat().st_mtime_ns == stamp
+    # A second run trains only what is new (SCOPE@LR: the image tower at its own lr); finished arms are done.
+    stamp = (runs / "scope-text-s0" / "train.json").stat().st_mtime_ns
+    run_script("ablate_scope.sh", runs, TRAIN_SEEDS="0", SCOPES="text image@5e-4")
+    assert (runs / "scope-text-s0" / "train.json").stat().st_mtime_ns == stamp
+    image = json.loads((runs / "scope-image-lr5e-4-s0" / "model" / "pcclip.json").read_text())["training"]
+    assert image["scope"] == "image" and image["lr"] == 5e-4
 
 
 def test_loss_script_runs_the_chosen_arms(shapes_clip, tmp_path):
