@@ -8,8 +8,6 @@ source "$(dirname "$0")/common.sh"
 PAIRS=${PAIRS:-5000}
 TRAIN_SEEDS=${TRAIN_SEEDS:-0 1 2}
 ARMS=${ARMS:-contrastive mse rank-l1 rank-l2 rank-no-base}
-# wanted ARM: whether ARMS selects it.
-wanted() { case " $ARMS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 baseline
 comps=$(comparatives template template "$PAIRS")

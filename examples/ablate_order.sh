@@ -9,8 +9,6 @@ source "$(dirname "$0")/common.sh"
 PAIRS=${PAIRS:-5000}
 TRAIN_SEEDS=${TRAIN_SEEDS:-0 1 2}
 ARMS=${ARMS:-none swap swap-rev rel-none rel-swap-rev}
-# wanted ARM: whether ARMS selects it.
-wanted() { case " $ARMS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 baseline
 plain=$(comparatives template template "$PAIRS")
 rel=

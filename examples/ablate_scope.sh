@@ -13,14 +13,12 @@ baseline
 comps=$(comparatives template template "$PAIRS")
 for s in $TRAIN_SEEDS; do
   for entry in $SCOPES; do
-    scope=${entry%@*}
-    if [ "$entry" = "$scope" ]; then
-      arm "scope-$scope-s$s" "$comps" "arm=scope scope=$scope train_seed=$s" --scope "$scope" --seed "$s"
-    else
-      lr=${entry#*@}  # a later --lr wins over common.sh's
-      arm "scope-$scope-lr$lr-s$s" "$comps" "arm=scope scope=$scope train_seed=$s" --scope "$scope" --seed "$s" \
-        --lr "$lr"
+    scope=${entry%@*} name=${entry%@*} lr_flags=()
+    if [ "$entry" != "$scope" ]; then
+      name=$scope-lr${entry#*@} lr_flags=(--lr "${entry#*@}")  # a later --lr wins over common.sh's
     fi
+    arm "scope-$name-s$s" "$comps" "arm=scope scope=$scope train_seed=$s" --scope "$scope" --seed "$s" \
+      "${lr_flags[@]}"
   done
 done
 report

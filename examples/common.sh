@@ -67,6 +67,9 @@ arm() {
   echo "done: $name" >&2
 }
 
+# wanted ARM: whether the space-separated ARMS (set by the script) selects ARM.
+wanted() { case " ${ARMS:-} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
 # baseline: the base model itself, evaluated once, as the reference row of every report.
 baseline() {
   mkdir -p "$RUNS/base"

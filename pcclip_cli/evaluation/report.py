@@ -95,7 +95,9 @@ def paraphrase_metrics(doc: dict, metrics: dict, errors: dict) -> None:
     from 1 in the task file's order), so one sentence shape can be followed across arms and training seeds."""
     for entry in doc.get("rank") or []:
         name = (entry.get("task") or {}).get("name") if isinstance(entry, dict) else None
-        for k, para in enumerate(entry.get("paraphrases") or [] if name else [], start=1):
+        if not name:
+            continue
+        for k, para in enumerate(entry.get("paraphrases") or [], start=1):
             acc = para.get("accuracy") if isinstance(para, dict) else None
             if isinstance(acc, dict) and isinstance(acc.get("mean"), (int, float)):
                 metrics[f"rank/{name}/paraphrase-{k}"] = float(acc["mean"])
